@@ -1,0 +1,23 @@
+# Generates a C file holding every migrations/NNNN_*.sql as a byte array, in
+# order, so the binary carries its schema (one file to install).
+# Invoked with -DSRC_DIR=... -DOUT=...
+file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/[0-9][0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "/* generated from migrations/ by cmake/embed_migrations.cmake */\n#include \"store/migrations.h\"\n\n")
+set(table "")
+set(expect 1)
+foreach(f ${files})
+  string(SUBSTRING ${f} 0 4 num)
+  math(EXPR version "${num}")
+  if(NOT version EQUAL expect)
+    message(FATAL_ERROR "migrations must be numbered 0001, 0002, ... without gaps: ${f}")
+  endif()
+  math(EXPR expect "${expect} + 1")
+  file(READ ${SRC_DIR}/${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char m${version}[] = {${hex} 0};\n")
+  string(APPEND table "    {${version}, \"${f}\", m${version}},\n")
+endforeach()
+string(APPEND body "\nconst struct store__migration store__migrations[] = {\n${table}    {0, 0, 0}};\n")
+file(WRITE ${OUT}.tmp "${body}")
+configure_file(${OUT}.tmp ${OUT} COPYONLY)

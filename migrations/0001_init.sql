@@ -1,0 +1,60 @@
+-- soldr schema, version 1.
+-- Times are unix milliseconds. Ids of requests are UUIDv7 strings.
+
+CREATE TABLE webhooks (
+    id               TEXT PRIMARY KEY,           -- the subdomain label
+    destination      TEXT NOT NULL,              -- http(s) URL
+    active           INTEGER NOT NULL DEFAULT 1,
+    max_attempts     INTEGER NOT NULL DEFAULT 10,
+    timeout_ms       INTEGER NOT NULL DEFAULT 30000,
+    backoff_base_ms  INTEGER NOT NULL DEFAULT 30000,
+    backoff_cap_ms   INTEGER NOT NULL DEFAULT 21600000,
+    max_concurrency  INTEGER NOT NULL DEFAULT 4,
+    signing_secret   TEXT,                       -- whsec_..., NULL: unsigned
+    alert_email      TEXT,
+    alert_url        TEXT,
+    alerted_at       INTEGER,                    -- NULL: not in an incident
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+) STRICT;
+
+-- One row per received request, stored exactly as received.
+-- seq orders rows for purge chunks and keyset pagination; id is the public key.
+CREATE TABLE requests (
+    seq              INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    webhook          TEXT NOT NULL,              -- label; no foreign key: stored before any lookup
+    received_at      INTEGER NOT NULL,
+    peer             TEXT NOT NULL DEFAULT '',
+    method           TEXT NOT NULL,
+    target           TEXT NOT NULL,              -- path and query as received
+    headers          TEXT NOT NULL,              -- "Name: value\r\n" lines, in order
+    body             BLOB NOT NULL,
+    state            TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending','sending','delivered','failed','orphaned')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_until      INTEGER,
+    last_status      INTEGER,
+    completed_at     INTEGER
+) STRICT;
+
+-- The processor's queue: due pending requests, oldest first.
+CREATE INDEX requests_due ON requests (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX requests_webhook ON requests (webhook, seq);
+CREATE INDEX requests_received ON requests (received_at);
+
+CREATE TABLE attempts (
+    id               INTEGER PRIMARY KEY,
+    request_seq      INTEGER NOT NULL REFERENCES requests (seq) ON DELETE CASCADE,
+    started_at       INTEGER NOT NULL,
+    duration_ms      INTEGER,
+    status           INTEGER,                    -- HTTP status, NULL for a network error
+    response_headers TEXT,
+    response_body    BLOB,                       -- capped
+    error            TEXT,                       -- curl error text, or 'interrupted'
+    manual           INTEGER NOT NULL DEFAULT 0  -- 1: a human asked for it
+) STRICT;
+
+CREATE INDEX attempts_request ON attempts (request_seq);
+CREATE INDEX attempts_started ON attempts (started_at);

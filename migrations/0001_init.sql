@@ -39,8 +39,11 @@ CREATE TABLE requests (
     completed_at     INTEGER
 ) STRICT;
 
--- The processor's queue: due pending requests, oldest first.
+-- The processor's queue: the earliest due time overall (timer), and the due
+-- rows of one webhook (claims are per webhook, bounded by its concurrency).
 CREATE INDEX requests_due ON requests (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX requests_due_webhook ON requests (webhook, next_attempt_at) WHERE state = 'pending';
+CREATE INDEX requests_sending ON requests (seq) WHERE state = 'sending';
 CREATE INDEX requests_webhook ON requests (webhook, seq);
 CREATE INDEX requests_received ON requests (received_at);
 
@@ -58,3 +61,23 @@ CREATE TABLE attempts (
 
 CREATE INDEX attempts_request ON attempts (request_seq);
 CREATE INDEX attempts_started ON attempts (started_at);
+
+-- Alert outbox: one row per notice and channel, written in the same
+-- transaction as the state change that raised it, sent (and retried) by the
+-- processor's alert sender.
+CREATE TABLE alerts (
+    id               INTEGER PRIMARY KEY,
+    webhook          TEXT NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('alert', 'resolved')),
+    channel          TEXT NOT NULL CHECK (channel IN ('email', 'url')),
+    target           TEXT NOT NULL,              -- e-mail address or URL
+    request_id       TEXT,
+    detail           TEXT NOT NULL,              -- the JSON document of the notice
+    created_at       INTEGER NOT NULL,
+    next_attempt_at  INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    sent_at          INTEGER,
+    last_error       TEXT
+) STRICT;
+
+CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE sent_at IS NULL;

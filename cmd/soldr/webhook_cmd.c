@@ -31,35 +31,111 @@ static int valid_url(const char *u)
     return 1;
 }
 
-/* Applies --destination/--max-attempts/--active/--inactive from argv[from..]. */
+static int parse_u32(const char *flag, const char *v, int duration, uint32_t lo, uint32_t hi,
+                     uint32_t *out)
+{
+    uint64_t n;
+    char *end;
+    int bad = 0;
+    if (duration) {
+        bad = config_parse_duration(v, &n) != 0;
+    } else {
+        n = strtoull(v, &end, 10);
+        bad = *v == '\0' || *end != '\0' || *v == '-';
+    }
+    if (bad || n < lo || n > hi) {
+        fprintf(stderr, "soldr webhook: %s must be %s%u..%u%s, not '%s'\n", flag,
+                duration ? "a duration of " : "", lo, hi, duration ? " ms" : "", v);
+        return 2;
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+static int set_text(const char *flag, char *dst, size_t cap, const char *v)
+{
+    if (strlen(v) >= cap) {
+        fprintf(stderr, "soldr webhook: %s is too long\n", flag);
+        return 2;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int valid_secret(const char *s)
+{
+    if (!*s)
+        return 1; /* empty: unsigned */
+    if (strncmp(s, "whsec_", 6) != 0 || strlen(s) < 6 + 24)
+        return 0;
+    for (const char *p = s + 6; *p; p++)
+        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", *p))
+            return 0;
+    return 1;
+}
+
+/* Applies the setting flags from argv[from..]; --destination only on update. */
 static int apply_flags(struct soldr_webhook *wh, int argc, char **argv, int from, int allow_dest)
 {
-    for (int i = from; i < argc; i++) {
+    int rc = 0;
+    for (int i = from; i < argc && !rc; i++) {
         const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--active") == 0) {
             wh->active = 1;
-        } else if (strcmp(a, "--inactive") == 0) {
+            continue;
+        }
+        if (strcmp(a, "--inactive") == 0) {
             wh->active = 0;
-        } else if (strcmp(a, "--max-attempts") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1000) {
-                fprintf(stderr, "soldr webhook: --max-attempts must be 1..1000, not '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-            wh->max_attempts = (uint32_t)v;
-        } else if (allow_dest && strcmp(a, "--destination") == 0 && i + 1 < argc) {
-            snprintf(wh->destination, sizeof wh->destination, "%s", argv[++i]);
-        } else {
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "soldr webhook: %s needs a value (see soldr webhook --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--max-attempts") == 0)
+            rc = parse_u32(a, v, 0, 1, 1000, &wh->max_attempts);
+        else if (strcmp(a, "--max-concurrency") == 0)
+            rc = parse_u32(a, v, 0, 1, 1000, &wh->max_concurrency);
+        else if (strcmp(a, "--timeout") == 0)
+            rc = parse_u32(a, v, 1, 100, 600000, &wh->timeout_ms);
+        else if (strcmp(a, "--backoff-base") == 0)
+            rc = parse_u32(a, v, 1, 10, 86400000, &wh->backoff_base_ms);
+        else if (strcmp(a, "--backoff-cap") == 0)
+            rc = parse_u32(a, v, 1, 10, 7 * 86400000u, &wh->backoff_cap_ms);
+        else if (strcmp(a, "--signing-secret") == 0)
+            rc = set_text(a, wh->signing_secret, sizeof wh->signing_secret, v);
+        else if (strcmp(a, "--alert-email") == 0)
+            rc = set_text(a, wh->alert_email, sizeof wh->alert_email, v);
+        else if (strcmp(a, "--alert-url") == 0)
+            rc = set_text(a, wh->alert_url, sizeof wh->alert_url, v);
+        else if (allow_dest && strcmp(a, "--destination") == 0)
+            rc = set_text(a, wh->destination, sizeof wh->destination, v);
+        else {
             fprintf(stderr, "soldr webhook: unexpected argument '%s' (see soldr webhook --help)\n",
                     a);
             return 2;
         }
     }
+    if (rc)
+        return rc;
     if (!valid_url(wh->destination)) {
         fprintf(stderr, "soldr webhook: destination must be an http:// or https:// URL, not '%s'\n",
                 wh->destination);
+        return 2;
+    }
+    if (wh->alert_url[0] && !valid_url(wh->alert_url)) {
+        fprintf(stderr, "soldr webhook: --alert-url must be an http:// or https:// URL\n");
+        return 2;
+    }
+    if (!valid_secret(wh->signing_secret)) {
+        fprintf(stderr, "soldr webhook: --signing-secret must be whsec_ followed by base64 "
+                        "(at least 18 bytes of key), or empty\n");
+        return 2;
+    }
+    if (wh->backoff_cap_ms < wh->backoff_base_ms) {
+        fprintf(stderr, "soldr webhook: --backoff-cap must not be below --backoff-base\n");
         return 2;
     }
     return 0;
@@ -67,8 +143,13 @@ static int apply_flags(struct soldr_webhook *wh, int argc, char **argv, int from
 
 static void print_webhook(const struct soldr_webhook *wh)
 {
-    printf("id: %s\ndestination: %s\nactive: %s\nmax_attempts: %u\n", wh->id, wh->destination,
-           wh->active ? "yes" : "no", wh->max_attempts);
+    printf("id: %s\ndestination: %s\nactive: %s\nmax_attempts: %u\ntimeout_ms: %u\n"
+           "backoff_base_ms: %u\nbackoff_cap_ms: %u\nmax_concurrency: %u\nsigned: %s\n"
+           "alert_email: %s\nalert_url: %s\nalerted: %s\n",
+           wh->id, wh->destination, wh->active ? "yes" : "no", wh->max_attempts, wh->timeout_ms,
+           wh->backoff_base_ms, wh->backoff_cap_ms, wh->max_concurrency,
+           wh->signing_secret[0] ? "yes" : "no", wh->alert_email, wh->alert_url,
+           wh->alerted_at ? "yes" : "no");
 }
 
 static int print_row(void *arg, const struct soldr_webhook *wh)

@@ -47,6 +47,21 @@ static const struct opt opts[] = {
      CFG_SERVE | CFG_DB, "how long a database write waits for a lock before it fails"},
     {"SOLDR_MAX_CONNECTIONS", "--max-connections", NUM(T_UINT, max_connections), "10000", CFG_SERVE,
      "open ingest connections at most; further ones are closed at once"},
+    {"SOLDR_MAX_DELIVERIES", "--max-deliveries", NUM(T_UINT, max_deliveries), "256", CFG_SERVE,
+     "deliveries in flight at most, over all webhooks (each webhook has its own cap too)"},
+    {"SOLDR_SHUTDOWN_GRACE", "--shutdown-grace", NUM(T_DURATION, shutdown_grace_ms), "10s",
+     CFG_SERVE,
+     "on SIGTERM, how long deliveries in flight may take to finish; the rest are retried "
+     "after the restart"},
+    {"SOLDR_SMTP_URL", "--smtp-url", STR(smtp_url), "", CFG_SERVE,
+     "SMTP server for alert e-mail, e.g. smtp://127.0.0.1:25 or smtps://user:pass@host "
+     "(empty: no e-mail)"},
+    {"SOLDR_ALERT_FROM", "--alert-from", STR(alert_from), "soldr@localhost", CFG_SERVE,
+     "sender address of alert e-mail"},
+    {"SOLDR_ALERT_EMAIL", "--alert-email", STR(alert_email), "", CFG_SERVE,
+     "alert e-mail recipient for webhooks that name none"},
+    {"SOLDR_ALERT_URL", "--alert-url", STR(alert_url), "", CFG_SERVE,
+     "URL that gets alerts as a JSON POST, for webhooks that name none"},
     {"SOLDR_LOG_LEVEL", "--log-level", NUM(T_LOGLEVEL, log_level), "info", CFG_SERVE | CFG_DB,
      "debug, info, warn or error (logs are JSON lines on stderr)"},
 };
@@ -106,8 +121,8 @@ static int set_opt(struct soldr_config *cfg, const struct opt *o, const char *v)
     int lvl;
     switch (o->type) {
     case T_STR:
-        if (strlen(v) >= o->size ||
-            (*v == '\0' && o->offset != offsetof(struct soldr_config, domain)))
+        /* Settings whose default is empty may be set empty (off); others not. */
+        if (strlen(v) >= o->size || (*v == '\0' && o->def[0] != '\0'))
             return SOLDR_ECONFIG;
         memcpy(field, v, strlen(v) + 1);
         return 0;
@@ -151,6 +166,8 @@ static int validate(struct soldr_config *cfg, FILE *err)
         bad = "SOLDR_MAX_CONNECTIONS must be between 1 and 1000000";
     else if (cfg->read_timeout_ms == 0 || cfg->idle_timeout_ms == 0)
         bad = "timeouts must be greater than zero";
+    else if (cfg->max_deliveries == 0 || cfg->max_deliveries > 100000)
+        bad = "SOLDR_MAX_DELIVERIES must be between 1 and 100000";
     else if (cfg->domain[0] == '\0' || cfg->domain[0] == '.')
         bad = "SOLDR_DOMAIN must be a domain name such as wh.example.com";
     if (bad) {

@@ -26,6 +26,12 @@ struct soldr_config {
     uint64_t busy_timeout_ms;
     uint64_t max_connections;
     int log_level;
+    uint64_t max_deliveries;
+    uint64_t shutdown_grace_ms;
+    char smtp_url[1024];
+    char alert_from[256];
+    char alert_email[256];
+    char alert_url[2048];
 };
 
 /* Option groups: which subcommands a setting applies to (for --help). */

@@ -121,10 +121,28 @@ int store_open(struct store **out, const struct store_opts *opts)
     return 0;
 }
 
+sqlite3_stmt *store__stmt(struct store *st, int idx, const char *sql)
+{
+    sqlite3_stmt *s = st->cache[idx];
+    if (s) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (rc != SQLITE_OK) {
+        store__fail(st, "store.prepare", rc);
+        return NULL;
+    }
+    return st->cache[idx] = s;
+}
+
 void store_close(struct store *st)
 {
     if (!st)
         return;
+    for (int i = 0; i < STORE__NSTMT; i++)
+        sqlite3_finalize(st->cache[i]);
     sqlite3_finalize(st->insert_req);
     if (st->db && sqlite3_close(st->db) != SQLITE_OK)
         log_error("store.close", "database did not close cleanly: %s", sqlite3_errmsg(st->db));

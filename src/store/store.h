@@ -68,7 +68,15 @@ struct soldr_webhook {
     char id[SOLDR_LABEL_MAX + 1]; /* the subdomain label */
     char destination[2048];       /* http(s) URL */
     int active;
-    uint32_t max_attempts;
+    uint32_t max_attempts;            /* attempts before a request is failed */
+    uint32_t timeout_ms;              /* per attempt */
+    uint32_t backoff_base_ms;         /* first retry delay (before jitter) */
+    uint32_t backoff_cap_ms;          /* largest retry delay */
+    uint32_t max_concurrency;         /* deliveries in flight to this webhook at most */
+    char signing_secret[256];         /* "whsec_<base64>" or empty: unsigned */
+    char alert_email[256];            /* empty: the configured default */
+    char alert_url[2048];             /* empty: the configured default */
+    long long alerted_at;             /* 0: not in an incident */
     long long created_at, updated_at; /* unix ms, set by the store */
 };
 

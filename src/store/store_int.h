@@ -20,10 +20,30 @@ struct store__job {
     size_t bytes; /* counted against max_queue_bytes while queued */
 };
 
+/* Statements prepared once and kept (store__stmt). */
+enum {
+    STMT_NEXT_LABEL,
+    STMT_WEBHOOK_GET,
+    STMT_ORPHAN,
+    STMT_CLAIM,
+    STMT_NEXT_DUE,
+    STMT_ATTEMPT_INSERT,
+    STMT_REQ_OUTCOME,
+    STMT_ALERT_SET,
+    STMT_ALERT_CLEAR,
+    STMT_ALERT_INSERT,
+    STMT_ALERTS_DUE,
+    STMT_ALERTS_NEXT,
+    STMT_ALERT_SENT,
+    STMT_ALERT_RETRY,
+    STORE__NSTMT
+};
+
 struct store {
     sqlite3 *db;
     struct store_opts opts;
-    sqlite3_stmt *insert_req; /* cached: the hot path */
+    sqlite3_stmt *insert_req;          /* cached: the hot path */
+    sqlite3_stmt *cache[STORE__NSTMT]; /* see store__stmt */
 
     /* writer thread */
     uv_loop_t *loop;
@@ -38,6 +58,9 @@ struct store {
     int stopping;                               /* guarded by mu */
     void (*stop_done)(void *arg);
     void *stop_arg;
+    void (*insert_hook)(void *arg); /* loop thread: a batch with inserts committed */
+    void *insert_hook_arg;
+    int inserted; /* loop thread */
 };
 
 /* Logs the connection's last error under `event`; returns SOLDR_ESTORE. */
@@ -46,6 +69,17 @@ int store__fail(struct store *st, const char *event, int rc);
 int store__exec(struct store *st, const char *sql);
 /* Binds a request and steps the insert statement. SQLite result code. */
 int store__insert_request(struct store *st, sqlite3_stmt *stmt, const struct soldr_request *r);
+/* Columns read by store__row_to_webhook, in its order. */
+#define STORE__WEBHOOK_COLUMNS                                                                     \
+    "id, destination, active, max_attempts, timeout_ms, backoff_base_ms, backoff_cap_ms, "         \
+    "max_concurrency, signing_secret, alert_email, alert_url, alerted_at, created_at, "            \
+    "updated_at"
+void store__row_to_webhook(sqlite3_stmt *s, int first_col, struct soldr_webhook *wh);
+
+/* The cached statement `idx`, prepared from sql on first use and reset for
+ * reuse; NULL on error (logged). Writer thread or synchronous use only. */
+sqlite3_stmt *store__stmt(struct store *st, int idx, const char *sql);
+
 /* Queues a job for the writer (loop thread). */
 int store__submit(struct store *st, struct store__job *job);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "store/delivery.h"
 #include "store/store_int.h"
 
 /* A batch larger than this waits for the next commit: keeps each transaction,
@@ -27,6 +28,7 @@
 
 struct insert_job {
     struct store__job job;
+    struct store *store;
     const struct soldr_request *req;
     store_insert_cb cb;
     void *arg;
@@ -85,6 +87,8 @@ static int insert_run(struct store *st, struct store__job *job)
 static void insert_done(struct store__job *job)
 {
     struct insert_job *ij = (struct insert_job *)job;
+    if (job->status == STORE_COMMITTED)
+        ij->store->inserted = 1;
     ij->cb(ij->arg, job->status);
     free(ij);
 }
@@ -101,6 +105,7 @@ int store_insert_request(struct store *st, const struct soldr_request *req, stor
     ij->job.done = insert_done;
     ij->job.bytes = req->data.len + 512;
     ij->req = req;
+    ij->store = st;
     ij->cb = cb;
     ij->arg = arg;
     int rc = store__submit(st, &ij->job);
@@ -217,6 +222,10 @@ static void on_async(uv_async_t *a)
         j->done(j);
         j = next;
     }
+    if (st->inserted && st->insert_hook) {
+        st->inserted = 0;
+        st->insert_hook(st->insert_hook_arg);
+    }
     if (finished && st->thread_started) {
         /* The thread may still be committing its last batch: join waits for
          * it, and a last on_async pass picks up what it posted. */
@@ -253,4 +262,10 @@ void store_stop(struct store *st, void (*done)(void *arg), void *arg)
     pthread_cond_signal(&st->cond);
     pthread_mutex_unlock(&st->mu);
     uv_async_send(&st->async);
+}
+
+void store_on_insert(struct store *st, void (*hook)(void *arg), void *arg)
+{
+    st->insert_hook = hook;
+    st->insert_hook_arg = arg;
 }

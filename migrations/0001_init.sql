@@ -39,13 +39,13 @@ CREATE TABLE requests (
     completed_at     INTEGER
 ) STRICT;
 
--- The processor's queue: the earliest due time overall (timer), and the due
--- rows of one webhook (claims are per webhook, bounded by its concurrency).
-CREATE INDEX requests_due ON requests (next_attempt_at) WHERE state = 'pending';
+-- Every index here is paid for by every ingest commit, so there are few:
+-- the processor's queue is the due rows of each webhook (claims are per
+-- webhook, bounded by its concurrency; the earliest due time is the minimum
+-- of each webhook's first entry). The purge walks seq, which grows with
+-- received_at, so it needs no index of its own.
 CREATE INDEX requests_due_webhook ON requests (webhook, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX requests_sending ON requests (seq) WHERE state = 'sending';
-CREATE INDEX requests_webhook ON requests (webhook, seq);
-CREATE INDEX requests_received ON requests (received_at);
 
 CREATE TABLE attempts (
     id               INTEGER PRIMARY KEY,

@@ -5,7 +5,10 @@
  *   BUSY --httpd_respond--> IDLE (keep-alive) or closed.
  * Notes:
  *  1. At most one request per connection is with the handler (BUSY); while
- *     BUSY the socket is not read and unparsed bytes wait in `pending`.
+ *     BUSY, bytes read are not parsed but wait in `pending`, and reading
+ *     stops only once PENDING_MAX bytes wait (backpressure). Not stopping
+ *     and restarting the read for every request saves two epoll_ctl calls
+ *     per request.
  *  2. A conn is freed only when both handles are closed and it is not BUSY,
  *     so a handler's late httpd_respond() always finds valid memory.
  *  3. All parsing happens in conn_feed(); httpd_respond() never re-enters it
@@ -23,6 +26,7 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define MAX_HEADERS   256
+#define PENDING_MAX   (64 * 1024)
 
 enum conn_state { C_IDLE, C_READING, C_BUSY };
 
@@ -53,6 +57,7 @@ struct httpd_conn {
     int handles_open;
     int closing;
     int in_feed;
+    int reading;
     int no_more;      /* a closing answer was sent: parse nothing further */
     int in_field;     /* the current header name is still arriving */
     int keep_alive;   /* of the request with the handler */
@@ -73,6 +78,7 @@ struct write_req {
 
 static void conn_close(struct httpd_conn *c);
 static void on_listener_closed(uv_handle_t *handle);
+static void stop_reading(struct httpd_conn *c);
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len);
 static void maybe_finish_stop(struct httpd *h);
 
@@ -213,7 +219,7 @@ static void conn_reject(struct httpd_conn *c, int status, const char *why)
     int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", why);
     log_debug("httpd.reject", "%d from %s: %s", status, c->peer, why);
     c->no_more = 1;
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    stop_reading(c);
     uv_timer_stop(&c->timer);
     send_response(c, status, "application/json", NULL, body, (size_t)n, 1);
 }
@@ -354,6 +360,13 @@ static void dispatch(struct httpd_conn *c)
 
 /* Parses data until it is used up, the connection is BUSY, or an error. Bytes
  * left over while BUSY are kept in c->pending (note 1). */
+static void stop_reading(struct httpd_conn *c)
+{
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+}
+
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
 {
     c->in_feed = 1;
@@ -379,17 +392,17 @@ static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
         }
     }
     if (len > 0 && !c->closing && !c->no_more) {
-        char *keep = malloc(len);
+        char *keep = realloc(c->pending, c->pending_len + len);
         if (!keep) {
             conn_close(c);
         } else {
-            memcpy(keep, data, len);
+            memcpy(keep + c->pending_len, data, len);
             c->pending = keep;
-            c->pending_len = len;
+            c->pending_len += len;
         }
     }
-    if (c->state == C_BUSY && !c->closing)
-        uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->state == C_BUSY && !c->closing && c->pending_len >= PENDING_MAX)
+        stop_reading(c);
     c->in_feed = 0;
 }
 
@@ -404,11 +417,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct httpd_conn *c = s->data;
     if (nread < 0) {
-        /* EOF or error: a half-read request is dropped (it was never answered). */
+        /* EOF or error: a half-read request is dropped (it was never answered).
+         * While BUSY the answer is still due: httpd_respond reads again and
+         * meets the EOF once more after the answer. */
         if (c->state != C_BUSY)
             conn_close(c);
         else
-            uv_read_stop(s);
+            stop_reading(c);
         return;
     }
     if (nread > 0)
@@ -417,10 +432,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void start_reading(struct httpd_conn *c)
 {
-    if (c->closing)
+    if (c->closing || c->reading)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
+    else
+        c->reading = 1;
 }
 
 void httpd_respond(struct httpd_conn *c, int status, const char *content_type,

@@ -45,6 +45,7 @@ struct proc {
     struct alerter *alerter;
     int handles_open;
     uint64_t grace_deadline; /* loop time */
+    uint64_t alert_deadline; /* loop time */
     void (*stop_done)(void *arg);
     void *stop_arg;
 };

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "processor/proc_int.h"
 
+#define ALERT_GRACE_MS 1000
+
 uint64_t proc__random(struct proc *p)
 {
     /* xorshift64*: jitter only, not security */
@@ -168,11 +170,13 @@ static void on_alerter_closed(void *arg)
 static void on_grace_tick(uv_timer_t *t)
 {
     struct proc *p = t->data;
-    if (uv_now(p->loop) >= p->grace_deadline) {
+    uint64_t now = uv_now(p->loop);
+    if (now >= p->grace_deadline)
         proc__abandon_all(p);
-        if (p->alerter)
-            alerter_abandon(p->alerter);
-    }
+    /* Notices stay in the outbox until sent, so a slow alert channel gets
+     * only a short grace: its notice goes out after the restart. */
+    if (p->alerter && (now >= p->grace_deadline || (p->in_flight == 0 && now >= p->alert_deadline)))
+        alerter_abandon(p->alerter);
     if (p->in_flight > 0 || p->claiming || (p->alerter && !alerter_idle(p->alerter))) {
         uv_timer_start(t, on_grace_tick, 20, 0);
         return;
@@ -196,5 +200,6 @@ void proc_stop(struct proc *p, void (*done)(void *arg), void *arg)
         log_info("processor.stopping", "waiting up to %llu ms for %zu deliveries in flight",
                  (unsigned long long)p->cfg->shutdown_grace_ms, p->in_flight);
     p->grace_deadline = uv_now(p->loop) + p->cfg->shutdown_grace_ms;
+    p->alert_deadline = uv_now(p->loop) + ALERT_GRACE_MS;
     on_grace_tick(&p->grace_timer);
 }

@@ -25,7 +25,8 @@ SOLDR_MUST_USE int proc_start(struct proc **out, uv_loop_t *loop, const struct s
 /* Stops claiming, lets deliveries in flight finish for up to
  * cfg->shutdown_grace_ms (their outcomes recorded), abandons the rest (they
  * stay 'sending' and are retried after the restart, recorded as
- * interrupted), then frees everything and calls done(arg) on the loop. */
+ * interrupted); alert notices being sent get 1 s (unsent ones stay in the
+ * outbox for the next start); then frees everything and calls done(arg). */
 void proc_stop(struct proc *p, void (*done)(void *arg), void *arg);
 
 #endif

@@ -159,14 +159,21 @@ static int claim_webhook(struct store *st, struct claim_job *cj, const struct so
     return err;
 }
 
-static int next_due(struct store *st, long long *out)
+/* Lowers cj->next_due to the earliest pending row of one webhook. */
+static int note_next_due(struct store *st, struct claim_job *cj, const char *label)
 {
-    sqlite3_stmt *s = store__stmt(
-        st, STMT_NEXT_DUE, "SELECT MIN(next_attempt_at) FROM requests WHERE state = 'pending'");
+    sqlite3_stmt *s = store__stmt(st, STMT_NEXT_DUE,
+                                  "SELECT MIN(next_attempt_at) FROM requests "
+                                  "WHERE webhook = ?1 AND state = 'pending'");
     if (!s)
         return SOLDR_ESTORE;
+    sqlite3_bind_text(s, 1, label, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        long long due = sqlite3_column_int64(s, 0);
+        if (cj->next_due == 0 || due < cj->next_due)
+            cj->next_due = due;
+    }
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 0 : store__fail(st, "store.next_due", rc);
 }
@@ -181,8 +188,9 @@ static int claim_run(struct store *st, struct store__job *job)
                                   "webhook > ?1 ORDER BY webhook LIMIT 1");
     if (!s)
         return SOLDR_ESTORE;
-    /* Visit each webhook with pending rows once (a loose index scan). */
-    for (int scanned = 0; cj->n < cj->max_total; scanned++) {
+    /* Visit each webhook with pending rows once (a loose index scan): claim
+     * what its free slots allow, and note its earliest due time. */
+    for (int scanned = 0;; scanned++) {
         if (scanned == LABELS_PER_CLAIM) {
             cj->more = 1;
             break;
@@ -209,12 +217,14 @@ static int claim_run(struct store *st, struct store__job *job)
                 slots = (uint32_t)room;
             if (slots)
                 rc = claim_webhook(st, cj, &wh, slots, now);
+            if (!rc)
+                rc = note_next_due(st, cj, label);
         }
         if (rc)
             return rc;
     }
     sqlite3_reset(s);
-    return next_due(st, &cj->next_due);
+    return 0;
 }
 
 static void claim_failed(struct store *st, struct store__job *job)

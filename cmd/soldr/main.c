@@ -28,9 +28,26 @@ static void usage(FILE *out)
     config_print_help(out, CFG_SERVE | CFG_DB);
 }
 
+/* mkdir -p: creates dir and its missing parents (mode 0700). */
+static int make_dirs(const char *dir)
+{
+    char path[sizeof(((struct soldr_config *)0)->data_dir)];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, 0700);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 int cmd_open_store(const struct soldr_config *cfg, struct store **st, int fallback_fd)
 {
-    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+    if (make_dirs(cfg->data_dir) != 0) {
         fprintf(stderr, "soldr: cannot create data directory %s: %s\n", cfg->data_dir,
                 strerror(errno));
         return 1;

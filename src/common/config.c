@@ -70,9 +70,11 @@ static const struct opt opts[] = {
 int config_parse_size(const char *s, uint64_t *out)
 {
     char *end;
+    if (*s < '0' || *s > '9')
+        return SOLDR_ECONFIG; /* strtoull would skip blanks and wrap "-1" around */
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno || *s == '-')
+    if (errno)
         return SOLDR_ECONFIG;
     static const struct {
         const char *suffix;
@@ -94,9 +96,11 @@ int config_parse_size(const char *s, uint64_t *out)
 int config_parse_duration(const char *s, uint64_t *out)
 {
     char *end;
+    if (*s < '0' || *s > '9')
+        return SOLDR_ECONFIG; /* strtoull would skip blanks and wrap "-1" around */
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno || *s == '-')
+    if (errno)
         return SOLDR_ECONFIG;
     static const struct {
         const char *suffix;

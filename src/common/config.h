@@ -38,10 +38,10 @@ struct soldr_config {
 enum { CFG_SERVE = 1, CFG_DB = 2 };
 
 /* Fills cfg with the defaults, then the environment, then the flags found in
- * argv (which are removed; other arguments are kept in order, argc updated).
- * Only settings in `groups` are accepted as flags. On a bad value or an
- * unknown --flag writes a one-line message naming it to err and returns
- * SOLDR_ECONFIG. */
+ * argv (which are removed; other arguments, including --flags that are not
+ * settings of `groups`, are kept in order for the subcommand, argc updated).
+ * On a bad value writes a one-line message naming the setting to err and
+ * returns SOLDR_ECONFIG. */
 SOLDR_MUST_USE int config_load(struct soldr_config *cfg, int groups, int *argc, char **argv,
                                FILE *err);
 /* Prints the settings of `groups` with their variables, flags and defaults. */

@@ -254,6 +254,10 @@ static int set_from_json(struct soldr_request *r, struct span *s, const cJSON *j
     size_t n = strlen(str);
     if (!b64)
         return req_set(r, s, str, n);
+    /* mbedtls decodes whole 4-character groups only: a shorter tail would be
+     * dropped silently, so a record whose base64 was cut is malformed. */
+    if (n % 4 != 0)
+        return SOLDR_EMALFORMED;
     size_t olen = 0;
     int brc = mbedtls_base64_decode(NULL, 0, &olen, (const unsigned char *)str, n);
     if (brc == MBEDTLS_ERR_BASE64_INVALID_CHARACTER)

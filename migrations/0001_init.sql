@@ -18,8 +18,10 @@ CREATE TABLE webhooks (
     updated_at       INTEGER NOT NULL
 ) STRICT;
 
--- One row per received request, stored exactly as received.
--- seq orders rows for purge chunks and keyset pagination; id is the public key.
+-- One row per received request: who sent what, and where its delivery
+-- stands. seq orders rows for purge chunks and keyset pagination; id is the
+-- public key. The payload lives in request_bodies: state changes (claims,
+-- outcomes) rewrite only this narrow row, not a page full of bodies.
 CREATE TABLE requests (
     seq              INTEGER PRIMARY KEY,
     id               TEXT NOT NULL UNIQUE,
@@ -28,8 +30,6 @@ CREATE TABLE requests (
     peer             TEXT NOT NULL DEFAULT '',
     method           TEXT NOT NULL,
     target           TEXT NOT NULL,              -- path and query as received
-    headers          TEXT NOT NULL,              -- "Name: value\r\n" lines, in order
-    body             BLOB NOT NULL,
     state            TEXT NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending','sending','delivered','failed','orphaned')),
     attempts         INTEGER NOT NULL DEFAULT 0,
@@ -37,6 +37,13 @@ CREATE TABLE requests (
     lease_until      INTEGER,
     last_status      INTEGER,
     completed_at     INTEGER
+) STRICT;
+
+-- The request as received, byte for byte; written once, deleted with its request.
+CREATE TABLE request_bodies (
+    seq              INTEGER PRIMARY KEY REFERENCES requests (seq) ON DELETE CASCADE,
+    headers          TEXT NOT NULL,              -- "Name: value\r\n" lines, in order
+    body             BLOB NOT NULL
 ) STRICT;
 
 -- Every index here is paid for by every ingest commit, so there are few:
@@ -60,7 +67,6 @@ CREATE TABLE attempts (
 ) STRICT;
 
 CREATE INDEX attempts_request ON attempts (request_seq);
-CREATE INDEX attempts_started ON attempts (started_at);
 
 -- Alert outbox: one row per notice and channel, written in the same
 -- transaction as the state change that raised it, sent (and retried) by the
@@ -81,3 +87,19 @@ CREATE TABLE alerts (
 ) STRICT;
 
 CREATE INDEX alerts_due ON alerts (next_attempt_at) WHERE sent_at IS NULL;
+
+-- Counters that outlive the purge: per webhook and UTC day (unix ms / 86400000)
+-- of the event. Updated in the transaction of the event; the purge never
+-- deletes them.
+CREATE TABLE rollups (
+    webhook          TEXT NOT NULL,
+    day              INTEGER NOT NULL,
+    received         INTEGER NOT NULL DEFAULT 0,
+    delivered        INTEGER NOT NULL DEFAULT 0,
+    failed           INTEGER NOT NULL DEFAULT 0,
+    retried          INTEGER NOT NULL DEFAULT 0, -- failed attempts that were retried
+    orphaned         INTEGER NOT NULL DEFAULT 0,
+    purged           INTEGER NOT NULL DEFAULT 0,
+    purged_undelivered INTEGER NOT NULL DEFAULT 0, -- purged while pending or sending
+    PRIMARY KEY (webhook, day)
+) STRICT, WITHOUT ROWID;

@@ -37,6 +37,7 @@ void store_delivery_free(struct store_delivery *d)
 
 struct claim_job {
     struct store__job job;
+    struct store *st;
     size_t max_total;
     struct store_busy *busy;
     size_t nbusy;
@@ -90,6 +91,7 @@ static int orphan(struct store *st, struct claim_job *cj, const char *label, lon
     int n = sqlite3_changes(st->db);
     if (n >= ORPHAN_CHUNK)
         cj->more = 1;
+    store__count(st, label, now, RU_ORPHANED, n);
     if (n > 0)
         log_info("processor.orphaned", "%d requests of webhook '%s' orphaned (no active webhook)",
                  n, label);
@@ -116,16 +118,13 @@ static int add_item(struct claim_job *cj, sqlite3_stmt *s, const struct soldr_we
     snprintf(r->webhook, sizeof r->webhook, "%s", wh->id);
     r->received_at = sqlite3_column_int64(s, 2);
     snprintf(r->peer, sizeof r->peer, "%s", (const char *)sqlite3_column_text(s, 3));
-    d->attempts = (uint32_t)sqlite3_column_int64(s, 8);
+    d->attempts = (uint32_t)sqlite3_column_int64(s, 6);
     d->wh = *wh;
     int rc = req_set(r, &r->method, sqlite3_column_text(s, 4), (size_t)sqlite3_column_bytes(s, 4));
     if (!rc)
         rc = req_set(r, &r->target, sqlite3_column_text(s, 5), (size_t)sqlite3_column_bytes(s, 5));
     if (!rc)
-        rc = req_headers_parse(r, (const char *)sqlite3_column_text(s, 6),
-                               (size_t)sqlite3_column_bytes(s, 6));
-    if (!rc)
-        rc = req_set(r, &r->body, sqlite3_column_blob(s, 7), (size_t)sqlite3_column_bytes(s, 7));
+        rc = store__load_body(cj->st, d->seq, r);
     if (rc) {
         store_delivery_free(d);
         return rc;
@@ -137,12 +136,12 @@ static int add_item(struct claim_job *cj, sqlite3_stmt *s, const struct soldr_we
 static int claim_webhook(struct store *st, struct claim_job *cj, const struct soldr_webhook *wh,
                          uint32_t free_slots, long long now)
 {
-    sqlite3_stmt *s = store__stmt(
-        st, STMT_CLAIM,
-        "UPDATE requests SET state = 'sending', lease_until = ?4 WHERE seq IN ("
-        " SELECT seq FROM requests WHERE webhook = ?1 AND state = 'pending'"
-        " AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3) "
-        "RETURNING seq, id, received_at, peer, method, target, headers, body, attempts");
+    sqlite3_stmt *s =
+        store__stmt(st, STMT_CLAIM,
+                    "UPDATE requests SET state = 'sending', lease_until = ?4 WHERE seq IN ("
+                    " SELECT seq FROM requests WHERE webhook = ?1 AND state = 'pending'"
+                    " AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3) "
+                    "RETURNING seq, id, received_at, peer, method, target, attempts");
     if (!s)
         return SOLDR_ESTORE;
     sqlite3_bind_text(s, 1, wh->id, -1, SQLITE_TRANSIENT);
@@ -258,6 +257,7 @@ int store_claim(struct store *st, size_t max_total, const struct store_busy *bus
     if (nbusy)
         memcpy(cj->busy, busy, nbusy * sizeof *busy);
     cj->nbusy = nbusy;
+    cj->st = st;
     cj->max_total = max_total;
     cj->cb = cb;
     cj->arg = arg;

@@ -155,8 +155,12 @@ static int attempt_run(struct store *st, struct store__job *job)
         sqlite3_bind_int64(s, 5, now);
     if ((rc = step_done(st, s, "store.outcome")))
         return rc;
-    if (sqlite3_changes(st->db) == 0 || a->outcome == STORE_OUT_RETRY)
+    if (sqlite3_changes(st->db) == 0)
         return 0; /* note 2: not ours any more (purged, or changed meanwhile) */
+    static const int field[] = {RU_DELIVERED, RU_RETRIED, RU_FAILED};
+    store__count(st, a->webhook, now, field[a->outcome], 1);
+    if (a->outcome == STORE_OUT_RETRY)
+        return 0;
 
     int raise = a->outcome == STORE_OUT_FAILED;
     s = raise ? store__stmt(

@@ -20,6 +20,24 @@ struct store__job {
     size_t bytes; /* counted against max_queue_bytes while queued */
 };
 
+/* Rollup counters (table rollups). */
+enum {
+    RU_RECEIVED,
+    RU_DELIVERED,
+    RU_FAILED,
+    RU_RETRIED,
+    RU_ORPHANED,
+    RU_PURGED,
+    RU_PURGED_UNDELIVERED,
+    RU_NFIELDS
+};
+
+struct store__rollup {
+    char webhook[SOLDR_LABEL_MAX + 1];
+    long long day;
+    long long n[RU_NFIELDS];
+};
+
 /* Statements prepared once and kept (store__stmt). */
 enum {
     STMT_NEXT_LABEL,
@@ -36,13 +54,20 @@ enum {
     STMT_ALERTS_NEXT,
     STMT_ALERT_SENT,
     STMT_ALERT_RETRY,
+    STMT_ROLLUP,
+    STMT_BODY_GET,
     STORE__NSTMT
 };
 
 struct store {
     sqlite3 *db;
     struct store_opts opts;
-    sqlite3_stmt *insert_req;          /* cached: the hot path */
+    sqlite3_stmt *insert_req;  /* cached: the hot path */
+    sqlite3_stmt *insert_body; /* cached: the hot path */
+    /* Rollup deltas of the transaction in progress (writer thread, or the
+     * synchronous API): flushed just before COMMIT, dropped on rollback. */
+    struct store__rollup *ru;
+    size_t nru, ru_cap;
     sqlite3_stmt *cache[STORE__NSTMT]; /* see store__stmt */
 
     /* writer thread */
@@ -79,6 +104,16 @@ void store__row_to_webhook(sqlite3_stmt *s, int first_col, struct soldr_webhook 
 /* The cached statement `idx`, prepared from sql on first use and reset for
  * reuse; NULL on error (logged). Writer thread or synchronous use only. */
 sqlite3_stmt *store__stmt(struct store *st, int idx, const char *sql);
+
+/* Adds n to counter `field` of webhook on the UTC day of at_ms, in the
+ * transaction in progress. */
+void store__count(struct store *st, const char *webhook, long long at_ms, int field, long long n);
+/* Writes the pending counter deltas (before COMMIT); 0 or SOLDR_ESTORE. */
+int store__flush_counts(struct store *st);
+/* Forgets them (after a rollback). */
+void store__drop_counts(struct store *st);
+/* Reads the headers and body of request seq into r (appending). */
+int store__load_body(struct store *st, long long seq, struct soldr_request *r);
 
 /* Queues a job for the writer (loop thread). */
 int store__submit(struct store *st, struct store__job *job);

@@ -146,6 +146,8 @@ static void run_batch(struct store *st, struct store__job *batch)
         store__fail(st, "store.begin_failed", rc);
     for (struct store__job *j = batch; ok && j; j = j->next)
         ok = (j->status = j->run(st, j)) >= 0;
+    if (ok)
+        ok = store__flush_counts(st) == 0;
     if (ok) {
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
         ok = rc == SQLITE_OK;
@@ -154,6 +156,7 @@ static void run_batch(struct store *st, struct store__job *batch)
     }
     if (ok)
         return;
+    store__drop_counts(st);
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     size_t n = 0;

@@ -468,6 +468,8 @@ def chunked(*chunks, trailer=b""):
 
 REQUEST_COLUMNS = ("seq", "id", "webhook", "received_at", "peer", "method", "target",
                    "headers", "body", "state", "attempts", "next_attempt_at")
+# A request's row and its payload (headers, body) live in two tables.
+REQUEST_FROM = "requests JOIN request_bodies USING (seq)"
 
 
 def open_db_ro(path, tc=None):
@@ -496,14 +498,14 @@ def row_to_dict(row):
 
 
 def fetch_request(conn, rid):
-    row = conn.execute("SELECT %s FROM requests WHERE id = ?" % ", ".join(REQUEST_COLUMNS),
-                       (rid,)).fetchone()
+    row = conn.execute("SELECT %s FROM %s WHERE id = ?" % (", ".join(REQUEST_COLUMNS),
+                                                           REQUEST_FROM), (rid,)).fetchone()
     return row_to_dict(row) if row else None
 
 
 def fetch_requests(conn, where="1", params=()):
-    rows = conn.execute("SELECT %s FROM requests WHERE %s ORDER BY seq"
-                        % (", ".join(REQUEST_COLUMNS), where), params).fetchall()
+    rows = conn.execute("SELECT %s FROM %s WHERE %s ORDER BY seq"
+                        % (", ".join(REQUEST_COLUMNS), REQUEST_FROM, where), params).fetchall()
     return [row_to_dict(r) for r in rows]
 
 

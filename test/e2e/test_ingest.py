@@ -51,7 +51,8 @@ class IngestBasics(SoldrTestCase):
         self.assertEqual(row["headers"], req.header_block)
         self.assertEqual(row["body"], ALL_BYTES)
         self.assertEqual(len(row["body"]), len(ALL_BYTES))
-        self.assertEqual(db.execute("SELECT typeof(body) FROM requests WHERE id=?",
+        self.assertEqual(db.execute("SELECT typeof(body) FROM requests JOIN request_bodies "
+                                    "USING (seq) WHERE id=?",
                                     (rid,)).fetchone()[0], b"blob")
         self.assertEqual(row["peer"], peer)
         self.assertTrue(row["peer"].startswith("127.0.0.1:"), row["peer"])

@@ -21,7 +21,9 @@ static void usage(FILE *out)
             "  soldr replay [FILE|-] [settings]  restore request records that soldr wrote to\n"
             "                                    stdout when the database failed\n"
             "  soldr webhook add|list|show|update|rm ...   manage webhooks in the database\n"
-            "  soldr --help | serve --help | replay --help | webhook --help\n"
+            "  soldr purge [--dry-run]           delete what is older than the retention now\n"
+            "  soldr stats                       counters per webhook and day (outlive purges)\n"
+            "  soldr --help | <command> --help\n"
             "  soldr --version\n"
             "\n",
             SOLDR_VERSION);
@@ -89,6 +91,10 @@ int main(int argc, char **argv)
         groups = CFG_DB, run = cmd_replay;
     else if (strcmp(sub, "webhook") == 0)
         groups = CFG_DB, run = cmd_webhook;
+    else if (strcmp(sub, "purge") == 0)
+        groups = CFG_DB, run = cmd_purge;
+    else if (strcmp(sub, "stats") == 0)
+        groups = CFG_DB, run = cmd_stats;
     else {
         fprintf(stderr, "soldr: unknown command '%s' (see soldr --help)\n", sub);
         return 2;

@@ -2,12 +2,12 @@
  * wrote to stdout when a commit failed.
  *
  * Input may be raw stdout or `journalctl -o cat` output with other lines
- * mixed in: a record is found by its opening `{"type":"soldr.request"`
- * anywhere in a line. journald splits lines longer than its LineMax (48 KiB
- * by default) into several entries; a record that does not parse is joined
- * with the following lines (up to 64 MiB, until one of them starts a new
- * record) and parsed again, so big bodies survive the journal.
- * Inserts use INSERT OR IGNORE semantics on the id: replaying twice is safe. */
+ * mixed in: a record is a line holding `"soldr.request"`, starting at the
+ * first `{` of the line (any JSON spacing; the parser checks the type). journald splits lines
+ * longer than its LineMax (48 KiB by default) into several entries; a record that does not parse is
+ * joined with the following lines (up to 64 MiB, until one of them starts a new record) and parsed
+ * again, so big bodies survive the journal. Inserts use INSERT OR IGNORE semantics on the id:
+ * replaying twice is safe. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 #include "cmd.h"
 #include "common/log.h"
 
-#define RECORD_MARK   "{\"type\":\"soldr.request\""
+#define RECORD_MARK   "\"soldr.request\""
 #define JOIN_MAX      (64u << 20)
 #define BATCH_RECORDS 500
 
@@ -129,7 +129,8 @@ int cmd_replay(const struct soldr_config *cfg, int argc, char **argv)
     }
     int rc = 0;
     while (rc == 0 && next_line(&r) >= 0) {
-        char *start = strstr(r.line, RECORD_MARK);
+        char *mark = strstr(r.line, RECORD_MARK);
+        char *start = mark ? memchr(r.line, '{', (size_t)(mark - r.line)) : NULL;
         if (start)
             rc = one_record(&r, start);
     }

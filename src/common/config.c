@@ -53,6 +53,13 @@ static const struct opt opts[] = {
      CFG_SERVE,
      "on SIGTERM, how long deliveries in flight may take to finish; the rest are retried "
      "after the restart"},
+    {"SOLDR_RETENTION_DAYS", "--retention-days", NUM(T_UINT, retention_days), "30",
+     CFG_SERVE | CFG_DB,
+     "requests and attempts older than this are deleted (counters in rollups stay)"},
+    {"SOLDR_PURGE_INTERVAL", "--purge-interval", NUM(T_DURATION, purge_interval_ms), "5m",
+     CFG_SERVE, "how often the purge runs"},
+    {"SOLDR_PURGE_CHUNK", "--purge-chunk", NUM(T_UINT, purge_chunk), "2000", CFG_SERVE | CFG_DB,
+     "rows deleted per purge transaction (ingest commits go between chunks)"},
     {"SOLDR_SMTP_URL", "--smtp-url", STR(smtp_url), "", CFG_SERVE,
      "SMTP server for alert e-mail, e.g. smtp://127.0.0.1:25 or smtps://user:pass@host "
      "(empty: no e-mail)"},
@@ -170,6 +177,12 @@ static int validate(struct soldr_config *cfg, FILE *err)
         bad = "SOLDR_MAX_CONNECTIONS must be between 1 and 1000000";
     else if (cfg->read_timeout_ms == 0 || cfg->idle_timeout_ms == 0)
         bad = "timeouts must be greater than zero";
+    else if (cfg->retention_days == 0 || cfg->retention_days > 36500)
+        bad = "SOLDR_RETENTION_DAYS must be between 1 and 36500";
+    else if (cfg->purge_chunk == 0 || cfg->purge_chunk > 1000000)
+        bad = "SOLDR_PURGE_CHUNK must be between 1 and 1000000";
+    else if (cfg->purge_interval_ms == 0)
+        bad = "SOLDR_PURGE_INTERVAL must be greater than zero";
     else if (cfg->max_deliveries == 0 || cfg->max_deliveries > 100000)
         bad = "SOLDR_MAX_DELIVERIES must be between 1 and 100000";
     else if (cfg->domain[0] == '\0' || cfg->domain[0] == '.')

@@ -27,6 +27,9 @@ struct soldr_config {
     uint64_t max_connections;
     int log_level;
     uint64_t max_deliveries;
+    uint64_t retention_days;
+    uint64_t purge_interval_ms;
+    uint64_t purge_chunk;
     uint64_t shutdown_grace_ms;
     char smtp_url[1024];
     char alert_from[256];

@@ -18,6 +18,7 @@ struct store__job {
     void (*done)(struct store__job *job);
     int status;
     size_t bytes; /* counted against max_queue_bytes while queued */
+    int solo;     /* runs in a transaction of its own (purge chunks) */
 };
 
 /* Rollup counters (table rollups). */
@@ -56,6 +57,8 @@ enum {
     STMT_ALERT_RETRY,
     STMT_ROLLUP,
     STMT_BODY_GET,
+    STMT_PURGE_ATTEMPTS,
+    STMT_PURGE_REQUESTS,
     STORE__NSTMT
 };
 

@@ -180,7 +180,10 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&st->mu);
             break; /* stopping and drained */
         }
-        for (int n = 1; last->next && n < BATCH_MAX; n++)
+        /* A solo job (a purge chunk) commits alone; other jobs share the batch
+         * up to the next solo job, so ingest work queued behind a chunk goes
+         * in the very next transaction. */
+        for (int n = 1; !batch->solo && last->next && !last->next->solo && n < BATCH_MAX; n++)
             last = last->next;
         st->queue_head = last->next;
         if (!st->queue_head)

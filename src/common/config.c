@@ -60,6 +60,21 @@ static const struct opt opts[] = {
      CFG_SERVE, "how often the purge runs"},
     {"SOLDR_PURGE_CHUNK", "--purge-chunk", NUM(T_UINT, purge_chunk), "2000", CFG_SERVE | CFG_DB,
      "rows deleted per purge transaction (ingest commits go between chunks)"},
+    {"SOLDR_MGMT_LISTEN", "--mgmt-listen", STR(mgmt_listen), "0.0.0.0:8443", CFG_SERVE,
+     "management API and UI address (HTTPS); starts only when a secret is set"},
+    {"SOLDR_MGMT_SECRET_FILE", "--mgmt-secret-file", STR(mgmt_secret_file), "", CFG_SERVE,
+     "file whose first line is the management secret (32+ characters); works with systemd "
+     "LoadCredential="},
+    {"SOLDR_MGMT_SECRET", "--mgmt-secret", STR(mgmt_secret), "", CFG_SERVE,
+     "the management secret itself (prefer the file: environments leak)"},
+    {"SOLDR_MGMT_CERT", "--mgmt-cert", STR(mgmt_cert), "", CFG_SERVE,
+     "PEM certificate (chain) of the management port; empty: a self-signed one is made in "
+     "the data dir"},
+    {"SOLDR_MGMT_KEY", "--mgmt-key", STR(mgmt_key), "", CFG_SERVE,
+     "PEM private key of SOLDR_MGMT_CERT"},
+    {"SOLDR_UI_DIR", "--ui-dir", STR(ui_dir), "", CFG_SERVE,
+     "serve the UI from this directory instead of the copy built into the binary "
+     "(development)"},
     {"SOLDR_SMTP_URL", "--smtp-url", STR(smtp_url), "", CFG_SERVE,
      "SMTP server for alert e-mail, e.g. smtp://127.0.0.1:25 or smtps://user:pass@host "
      "(empty: no e-mail)"},
@@ -248,4 +263,11 @@ void config_print_help(FILE *out, int groups)
     }
     fprintf(out, "Sizes take k/M/G (KiB/MiB/GiB) suffixes; durations ms/s/m/h/d "
                  "(a bare number is seconds).\n");
+}
+
+void config_print_env(FILE *out, int groups)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].groups & groups)
+            fprintf(out, "\n# %s\n#%s=%s\n", opts[i].help, opts[i].env, opts[i].def);
 }

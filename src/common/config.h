@@ -31,6 +31,12 @@ struct soldr_config {
     uint64_t purge_interval_ms;
     uint64_t purge_chunk;
     uint64_t shutdown_grace_ms;
+    char mgmt_listen[256];
+    char mgmt_secret[512];
+    char mgmt_secret_file[1024];
+    char mgmt_cert[1024];
+    char mgmt_key[1024];
+    char ui_dir[1024];
     char smtp_url[1024];
     char alert_from[256];
     char alert_email[256];
@@ -49,6 +55,9 @@ SOLDR_MUST_USE int config_load(struct soldr_config *cfg, int groups, int *argc, 
                                FILE *err);
 /* Prints the settings of `groups` with their variables, flags and defaults. */
 void config_print_help(FILE *out, int groups);
+/* Prints the settings of `groups` as an EnvironmentFile= for systemd: each
+ * one's help as a comment, then "#SOLDR_X=default" (commented out). */
+void config_print_env(FILE *out, int groups);
 /* Parses "1048576", "64k", "1MiB", "2G" into bytes. */
 int config_parse_size(const char *s, uint64_t *out);
 /* Parses "250ms", "30s", "5m", "6h", "2d" (a bare number is seconds) into ms. */

@@ -33,6 +33,7 @@ struct httpd_limits {
     uint64_t read_timeout_ms; /* first byte to last byte of one request */
     uint64_t idle_timeout_ms; /* between requests on a keep-alive connection */
     size_t max_connections;
+    struct tls_config *tls; /* NULL: plain HTTP; else TLS with it (httpd/tls.h) */
 };
 
 typedef void (*httpd_handler)(void *ctx, struct httpd_conn *conn, struct soldr_request *req);
@@ -42,8 +43,18 @@ typedef void (*httpd_handler)(void *ctx, struct httpd_conn *conn, struct soldr_r
  * UV_E* code (logged) if the address is bad or cannot be bound. */
 SOLDR_MUST_USE int httpd_start(struct httpd **out, uv_loop_t *loop, const char *addr,
                                const struct httpd_limits *limits, httpd_handler handler, void *ctx);
-/* Stops accepting, closes idle connections, lets requests being read or
- * handled finish and be answered (without keep-alive), then frees
+/* Like httpd_start, on fd: a TCP socket already bound and listening (passed
+ * by the service manager). The httpd owns fd from then on and closes it on
+ * stop, which is harmless to the senders as long as someone else (systemd)
+ * keeps a copy: the socket keeps listening, connections wait in its backlog
+ * for the next process. Returns 0, or a UV_E* code (logged) if fd is not a
+ * listening TCP socket. */
+SOLDR_MUST_USE int httpd_start_fd(struct httpd **out, uv_loop_t *loop, int fd,
+                                  const struct httpd_limits *limits, httpd_handler handler,
+                                  void *ctx);
+/* Stops accepting, closes idle connections after a short drain (200 ms, in
+ * which a request arriving on them is still answered), lets requests being
+ * read or handled finish and be answered (without keep-alive), then frees
  * everything and calls done(arg) on the loop. */
 void httpd_stop(struct httpd *h, void (*done)(void *arg), void *arg);
 /* The port actually bound (useful with port 0). */

@@ -72,7 +72,7 @@ static void on_request(void *ctx, struct httpd_conn *conn, struct soldr_request 
 }
 
 int ingest_start(struct ingest **out, uv_loop_t *loop, const struct soldr_config *cfg,
-                 struct store *st)
+                 struct store *st, int listen_fd)
 {
     struct ingest *in = calloc(1, sizeof *in);
     if (!in)
@@ -88,6 +88,8 @@ int ingest_start(struct ingest **out, uv_loop_t *loop, const struct soldr_config
         .max_connections = cfg->max_connections,
     };
     *out = in;
+    if (listen_fd >= 0)
+        return httpd_start_fd(&in->httpd, loop, listen_fd, &lim, on_request, in);
     return httpd_start(&in->httpd, loop, cfg->listen, &lim, on_request, in);
 }
 

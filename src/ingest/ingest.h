@@ -18,10 +18,12 @@
 
 struct ingest;
 
-/* Starts listening on cfg->listen. cfg and st must outlive the ingest.
- * On failure (logged) *out is still set and must be stopped with ingest_stop. */
+/* Starts listening: on listen_fd if it is >= 0 (a listening TCP socket
+ * passed by the service manager, owned by the ingest from then on), else on
+ * cfg->listen. cfg and st must outlive the ingest. On failure (logged) *out
+ * is still set and must be stopped with ingest_stop. */
 SOLDR_MUST_USE int ingest_start(struct ingest **out, uv_loop_t *loop,
-                                const struct soldr_config *cfg, struct store *st);
+                                const struct soldr_config *cfg, struct store *st, int listen_fd);
 /* Stops accepting, answers every request already received (after its
  * commit), then frees the ingest and calls done(arg) on the loop. */
 void ingest_stop(struct ingest *in, void (*done)(void *arg), void *arg);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/access.h"
 #include "store/migrations.h"
 #include "store/store_int.h"
 
@@ -92,6 +93,7 @@ int store_open(struct store **out, const struct store_opts *opts)
     if (!st)
         return UV_ENOMEM;
     st->opts = *opts;
+    pthread_mutex_init(&st->readers_mu, NULL);
     int rc =
         sqlite3_open_v2(opts->path, &st->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -146,6 +148,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    store_readers_close(st);
     for (int i = 0; i < STORE__NSTMT; i++)
         sqlite3_finalize(st->cache[i]);
     sqlite3_finalize(st->insert_req);

@@ -39,6 +39,9 @@ void store_close(struct store *st);
 /* The schema version this binary knows (the highest migration). */
 int store_schema_version(void);
 
+/* 1 unless the last batch failed to commit (thread-safe; /healthz). */
+int store_healthy(struct store *st);
+
 /* ---- asynchronous writes (loop thread) ------------------------------------ */
 
 /* Starts the writer thread; results are delivered on `loop`. */
@@ -80,6 +83,9 @@ struct soldr_webhook {
     long long created_at, updated_at; /* unix ms, set by the store */
 };
 
+/* Checks every setting; 0, or SOLDR_EMALFORMED with *field naming the first
+ * bad one and *why saying what is wrong (static strings). */
+int store_webhook_validate(const struct soldr_webhook *wh, const char **field, const char **why);
 /* Fills a webhook with the defaults used when a field is not given. */
 void store_webhook_defaults(struct soldr_webhook *wh);
 /* Inserts (SOLDR_EEXIST if the id exists) or updates (SOLDR_ENOTFOUND). */

@@ -86,6 +86,9 @@ struct store {
     int stopping;                               /* guarded by mu */
     void (*stop_done)(void *arg);
     void *stop_arg;
+    _Atomic int unhealthy;          /* the last batch did not commit */
+    pthread_mutex_t readers_mu;     /* guards readers */
+    struct store_reader *readers;   /* free read-only connections */
     void (*insert_hook)(void *arg); /* loop thread: a batch with inserts committed */
     void *insert_hook_arg;
     int inserted; /* loop thread */
@@ -107,6 +110,12 @@ void store__row_to_webhook(sqlite3_stmt *s, int first_col, struct soldr_webhook 
 /* The cached statement `idx`, prepared from sql on first use and reset for
  * reuse; NULL on error (logged). Writer thread or synchronous use only. */
 sqlite3_stmt *store__stmt(struct store *st, int idx, const char *sql);
+
+/* A read-only connection (access.h). */
+struct store_reader {
+    sqlite3 *db;
+    struct store_reader *next;
+};
 
 /* Adds n to counter `field` of webhook on the UTC day of at_ms, in the
  * transaction in progress. */

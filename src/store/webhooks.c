@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/access.h"
 #include "store/store_int.h"
 
 void store_webhook_defaults(struct soldr_webhook *wh)
@@ -13,6 +14,54 @@ void store_webhook_defaults(struct soldr_webhook *wh)
     wh->backoff_base_ms = 30000;
     wh->backoff_cap_ms = 6 * 3600 * 1000;
     wh->max_concurrency = 4;
+}
+
+static int valid_url(const char *u)
+{
+    size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
+    if (!skip || u[skip] == '\0' || u[skip] == '/')
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int valid_secret(const char *s)
+{
+    if (!*s)
+        return 1; /* empty: unsigned */
+    if (strncmp(s, "whsec_", 6) != 0 || strlen(s) < 6 + 24)
+        return 0;
+    return strspn(s + 6, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") ==
+           strlen(s + 6);
+}
+
+int store_webhook_validate(const struct soldr_webhook *wh, const char **field, const char **why)
+{
+    *field = NULL;
+    if (!route_label_valid(wh->id))
+        *field = "id", *why = "must be 1 to 63 of a-z, 0-9 and '-'";
+    else if (!valid_url(wh->destination))
+        *field = "destination", *why = "must be an http:// or https:// URL";
+    else if (wh->max_attempts < 1 || wh->max_attempts > 1000)
+        *field = "max_attempts", *why = "must be 1..1000";
+    else if (wh->max_concurrency < 1 || wh->max_concurrency > 1000)
+        *field = "max_concurrency", *why = "must be 1..1000";
+    else if (wh->timeout_ms < 100 || wh->timeout_ms > 600000)
+        *field = "timeout_ms", *why = "must be 100..600000";
+    else if (wh->backoff_base_ms < 10 || wh->backoff_base_ms > 86400000)
+        *field = "backoff_base_ms", *why = "must be 10..86400000";
+    else if (wh->backoff_cap_ms < wh->backoff_base_ms || wh->backoff_cap_ms > 7 * 86400000u)
+        *field = "backoff_cap_ms", *why = "must be backoff_base_ms..604800000";
+    else if (!valid_secret(wh->signing_secret))
+        *field = "signing_secret", *why = "must be whsec_ and base64 (18+ bytes of key), or empty";
+    else if (wh->alert_url[0] && !valid_url(wh->alert_url))
+        *field = "alert_url", *why = "must be an http:// or https:// URL";
+    else if (wh->alert_email[0] &&
+             (!strchr(wh->alert_email, '@') || strpbrk(wh->alert_email, " <>\r\n,")))
+        *field = "alert_email", *why = "must be an e-mail address";
+    return *field ? SOLDR_EMALFORMED : 0;
 }
 
 static int prepare(struct store *st, const char *sql, sqlite3_stmt **s)
@@ -113,12 +162,15 @@ void store__row_to_webhook(sqlite3_stmt *s, int c, struct soldr_webhook *wh)
     wh->updated_at = sqlite3_column_int64(s, c + 13);
 }
 
-int store_webhook_get(struct store *st, const char *id, struct soldr_webhook *out)
+static int webhook_get(sqlite3 *db, const char *id, struct soldr_webhook *out)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT " STORE__WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1", &s);
-    if (rc)
-        return rc;
+    int rc = sqlite3_prepare_v2(db, "SELECT " STORE__WEBHOOK_COLUMNS " FROM webhooks WHERE id = ?1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store.webhook_get", "sqlite error %d: %s", rc, sqlite3_errmsg(db));
+        return SOLDR_ESTORE;
+    }
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     int ret = SOLDR_ENOTFOUND;
@@ -126,19 +178,23 @@ int store_webhook_get(struct store *st, const char *id, struct soldr_webhook *ou
         store__row_to_webhook(s, 0, out);
         ret = 0;
     } else if (rc != SQLITE_DONE) {
-        ret = store__fail(st, "store.webhook_get", rc);
+        log_error("store.webhook_get", "sqlite error %d: %s", rc, sqlite3_errmsg(db));
+        ret = SOLDR_ESTORE;
     }
     sqlite3_finalize(s);
     return ret;
 }
 
-int store_webhook_list(struct store *st, int (*each)(void *arg, const struct soldr_webhook *wh),
-                       void *arg)
+static int webhook_list(sqlite3 *db, int (*each)(void *arg, const struct soldr_webhook *wh),
+                        void *arg)
 {
     sqlite3_stmt *s;
-    int rc = prepare(st, "SELECT " STORE__WEBHOOK_COLUMNS " FROM webhooks ORDER BY id", &s);
-    if (rc)
-        return rc;
+    int rc = sqlite3_prepare_v2(db, "SELECT " STORE__WEBHOOK_COLUMNS " FROM webhooks ORDER BY id",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store.webhook_list", "sqlite error %d: %s", rc, sqlite3_errmsg(db));
+        return SOLDR_ESTORE;
+    }
     struct soldr_webhook wh;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         store__row_to_webhook(s, 0, &wh);
@@ -147,8 +203,32 @@ int store_webhook_list(struct store *st, int (*each)(void *arg, const struct sol
             break;
         }
     }
+    if (rc != SQLITE_DONE)
+        log_error("store.webhook_list", "sqlite error %d: %s", rc, sqlite3_errmsg(db));
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store__fail(st, "store.webhook_list", rc);
+    return rc == SQLITE_DONE ? 0 : SOLDR_ESTORE;
+}
+
+int store_webhook_get(struct store *st, const char *id, struct soldr_webhook *out)
+{
+    return webhook_get(st->db, id, out);
+}
+
+int store_webhook_list(struct store *st, int (*each)(void *arg, const struct soldr_webhook *wh),
+                       void *arg)
+{
+    return webhook_list(st->db, each, arg);
+}
+
+int store_read_webhook(struct store_reader *r, const char *id, struct soldr_webhook *out)
+{
+    return webhook_get(r->db, id, out);
+}
+
+int store_read_webhooks(struct store_reader *r,
+                        int (*each)(void *arg, const struct soldr_webhook *wh), void *arg)
+{
+    return webhook_list(r->db, each, arg);
 }
 
 int store_webhook_delete(struct store *st, const char *id)

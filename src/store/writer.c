@@ -13,6 +13,7 @@
  *     the end of store_stop.
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -154,6 +155,7 @@ static void run_batch(struct store *st, struct store__job *batch)
         if (!ok)
             store__fail(st, "store.commit_failed", rc);
     }
+    atomic_store(&st->unhealthy, !ok);
     if (ok)
         return;
     store__drop_counts(st);
@@ -274,4 +276,9 @@ void store_on_insert(struct store *st, void (*hook)(void *arg), void *arg)
 {
     st->insert_hook = hook;
     st->insert_hook_arg = arg;
+}
+
+int store_healthy(struct store *st)
+{
+    return !atomic_load(&st->unhealthy);
 }

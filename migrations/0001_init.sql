@@ -36,7 +36,9 @@ CREATE TABLE requests (
     next_attempt_at  INTEGER NOT NULL,
     lease_until      INTEGER,
     last_status      INTEGER,
-    completed_at     INTEGER
+    completed_at     INTEGER,
+    manual           INTEGER NOT NULL DEFAULT 0, -- 1: the next attempt is a human's resend
+    resend_requested_at INTEGER
 ) STRICT;
 
 -- The request as received, byte for byte; written once, deleted with its request.
@@ -53,6 +55,20 @@ CREATE TABLE request_bodies (
 -- received_at, so it needs no index of its own.
 CREATE INDEX requests_due_webhook ON requests (webhook, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX requests_sending ON requests (seq) WHERE state = 'sending';
+-- Failed requests, newest first, for the admin's most common filter (rows
+-- enter it only when they fail, so ingest does not pay for it).
+CREATE INDEX requests_failed ON requests (id) WHERE state = 'failed';
+
+-- An admin's edit of a request: what is delivered from then on. The original
+-- in request_bodies stays as received.
+CREATE TABLE request_edits (
+    seq              INTEGER PRIMARY KEY REFERENCES requests (seq) ON DELETE CASCADE,
+    method           TEXT NOT NULL,
+    target           TEXT NOT NULL,
+    headers          TEXT NOT NULL,
+    body             BLOB NOT NULL,
+    edited_at        INTEGER NOT NULL
+) STRICT;
 
 CREATE TABLE attempts (
     id               INTEGER PRIMARY KEY,

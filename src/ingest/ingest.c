@@ -5,6 +5,7 @@
 
 #include "common/id.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "httpd/httpd.h"
 
 struct ingest {
@@ -17,6 +18,7 @@ struct ingest {
 };
 
 struct pending {
+    struct ingest *in;
     struct httpd_conn *conn;
     struct soldr_request *req;
 };
@@ -31,6 +33,13 @@ static void answer_error(struct httpd_conn *conn, int status, const char *msg, c
 static void on_stored(void *arg, int outcome)
 {
     struct pending *p = arg;
+    struct soldr_metrics *m = store_metrics(p->in->store);
+    if (outcome == STORE_COMMITTED || outcome == STORE_LOGGED) {
+        metrics_inc(outcome == STORE_COMMITTED ? &m->ingest_committed : &m->ingest_fallback);
+        metrics_observe(&m->ingest_latency, (double)(time_now_ms() - p->req->received_at) / 1e3);
+    } else {
+        metrics_inc(&m->ingest_unavailable);
+    }
     if (outcome == STORE_COMMITTED || outcome == STORE_LOGGED) {
         char body[64];
         int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}", p->req->id);
@@ -59,6 +68,7 @@ static void on_request(void *ctx, struct httpd_conn *conn, struct soldr_request 
     struct pending *p = malloc(sizeof *p);
     int rc = p ? 0 : UV_ENOMEM;
     if (p) {
+        p->in = in;
         p->conn = conn;
         p->req = req;
         rc = store_insert_request(in->store, req, on_stored, p);

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "processor/outbound.h"
 #include "processor/proc_int.h"
 
@@ -196,6 +197,11 @@ static void on_done(void *arg, CURL *easy, CURLcode result)
                            : (long long)outbound_backoff_ms(n, wh->backoff_base_ms,
                                                             wh->backoff_cap_ms, proc__random(p)));
     }
+    struct soldr_metrics *mx = store_metrics(p->st);
+    metrics_observe(&mx->delivery_latency, (double)a.duration_ms / 1e3);
+    metrics_inc(a.outcome == STORE_OUT_DELIVERED ? &mx->attempts_delivered
+                : a.outcome == STORE_OUT_RETRY   ? &mx->attempts_retry
+                                                 : &mx->attempts_failed);
     log_debug("processor.attempt", "request %s attempt %u: status %ld%s%s", a.request_id, n, status,
               a.error ? ", " : "", a.error ? a.error : "");
     dv->recording = 1;

@@ -123,8 +123,9 @@ static int add_item(struct claim_job *cj, sqlite3_stmt *s, const struct soldr_we
     int rc = req_set(r, &r->method, sqlite3_column_text(s, 4), (size_t)sqlite3_column_bytes(s, 4));
     if (!rc)
         rc = req_set(r, &r->target, sqlite3_column_text(s, 5), (size_t)sqlite3_column_bytes(s, 5));
+    d->manual = sqlite3_column_int(s, 7);
     if (!rc)
-        rc = store__load_body(cj->st, d->seq, r);
+        rc = store__load_current(cj->st, d->seq, r, NULL); /* an admin's edit wins */
     if (rc) {
         store_delivery_free(d);
         return rc;
@@ -141,7 +142,7 @@ static int claim_webhook(struct store *st, struct claim_job *cj, const struct so
                     "UPDATE requests SET state = 'sending', lease_until = ?4 WHERE seq IN ("
                     " SELECT seq FROM requests WHERE webhook = ?1 AND state = 'pending'"
                     " AND next_attempt_at <= ?2 ORDER BY next_attempt_at LIMIT ?3) "
-                    "RETURNING seq, id, received_at, peer, method, target, attempts");
+                    "RETURNING seq, id, received_at, peer, method, target, attempts, manual");
     if (!s)
         return SOLDR_ESTORE;
     sqlite3_bind_text(s, 1, wh->id, -1, SQLITE_TRANSIENT);

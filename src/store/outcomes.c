@@ -142,7 +142,7 @@ static int attempt_run(struct store *st, struct store__job *job)
 
     s = store__stmt(st, STMT_REQ_OUTCOME,
                     "UPDATE requests SET state = ?2, attempts = attempts + 1, last_status = ?3, "
-                    "next_attempt_at = ?4, lease_until = NULL, completed_at = ?5 "
+                    "next_attempt_at = ?4, lease_until = NULL, completed_at = ?5, manual = 0 "
                     "WHERE seq = ?1 AND state = 'sending'");
     if (!s)
         return SOLDR_ESTORE;

@@ -93,6 +93,7 @@ int store_open(struct store **out, const struct store_opts *opts)
     if (!st)
         return UV_ENOMEM;
     st->opts = *opts;
+    metrics_init(&st->metrics);
     pthread_mutex_init(&st->readers_mu, NULL);
     int rc =
         sqlite3_open_v2(opts->path, &st->db,
@@ -335,4 +336,9 @@ int store_request_get(struct store *st, const char *id, struct soldr_request *r)
     }
     sqlite3_finalize(s);
     return ret;
+}
+
+struct soldr_metrics *store_metrics(struct store *st)
+{
+    return &st->metrics;
 }

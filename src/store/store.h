@@ -39,6 +39,8 @@ void store_close(struct store *st);
 /* The schema version this binary knows (the highest migration). */
 int store_schema_version(void);
 
+/* The process's metrics (common/metrics.h); lives as long as the store. */
+struct soldr_metrics *store_metrics(struct store *st);
 /* 1 unless the last batch failed to commit (thread-safe; /healthz). */
 int store_healthy(struct store *st);
 

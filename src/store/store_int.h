@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "common/metrics.h"
 #include "store/store.h"
 
 /* A unit of work for the writer thread. run() executes inside the batch's
@@ -59,6 +60,11 @@ enum {
     STMT_BODY_GET,
     STMT_PURGE_ATTEMPTS,
     STMT_PURGE_REQUESTS,
+    STMT_SEQ_OF,
+    STMT_EDIT_GET,
+    STMT_EDIT_PUT,
+    STMT_REQ_HEAD,
+    STMT_RESEND,
     STORE__NSTMT
 };
 
@@ -86,12 +92,14 @@ struct store {
     int stopping;                               /* guarded by mu */
     void (*stop_done)(void *arg);
     void *stop_arg;
+    struct soldr_metrics metrics;
     _Atomic int unhealthy;          /* the last batch did not commit */
     pthread_mutex_t readers_mu;     /* guards readers */
     struct store_reader *readers;   /* free read-only connections */
     void (*insert_hook)(void *arg); /* loop thread: a batch with inserts committed */
     void *insert_hook_arg;
-    int inserted; /* loop thread */
+    int inserted;     /* loop thread */
+    _Atomic int wake; /* a resend made work due (set on the writer thread) */
 };
 
 /* Logs the connection's last error under `event`; returns SOLDR_ESTORE. */
@@ -124,8 +132,17 @@ void store__count(struct store *st, const char *webhook, long long at_ms, int fi
 int store__flush_counts(struct store *st);
 /* Forgets them (after a rollback). */
 void store__drop_counts(struct store *st);
+/* Reads what is delivered for request seq into r: the edit's method,
+ * target, headers and body if there is one (*edited = 1), else the original
+ * headers and body (method and target are left to the caller). */
+int store__load_current(struct store *st, long long seq, struct soldr_request *r, int *edited);
 /* Reads the headers and body of request seq into r (appending). */
 int store__load_body(struct store *st, long long seq, struct soldr_request *r);
+
+/* The SQL of the mgmt list query for filter f (reads.c; exposed for the
+ * query-plan test): 0, or -1 if f->state is not a state or cap is too small. */
+struct store_filter;
+int store__list_sql(const struct store_filter *f, int has_cursor, char *sql, size_t cap);
 
 /* Queues a job for the writer (loop thread). */
 int store__submit(struct store *st, struct store__job *job);

@@ -156,8 +156,14 @@ static void run_batch(struct store *st, struct store__job *batch)
             store__fail(st, "store.commit_failed", rc);
     }
     atomic_store(&st->unhealthy, !ok);
-    if (ok)
+    metrics_inc(ok ? &st->metrics.commits : &st->metrics.commit_failures);
+    if (ok) {
+        size_t n = 0;
+        for (struct store__job *j = batch; j; j = j->next)
+            n++;
+        metrics_observe(&st->metrics.batch_size, (double)n);
         return;
+    }
     store__drop_counts(st);
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -230,7 +236,8 @@ static void on_async(uv_async_t *a)
         j->done(j);
         j = next;
     }
-    if (st->inserted && st->insert_hook) {
+    int woken = atomic_exchange(&st->wake, 0);
+    if ((st->inserted || woken) && st->insert_hook) {
         st->inserted = 0;
         st->insert_hook(st->insert_hook_arg);
     }

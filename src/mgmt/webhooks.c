@@ -64,8 +64,13 @@ static int apply(struct mgmt_call *c, struct soldr_webhook *wh, int allow_id, in
         while (f->name && strcmp(f->name, it->string) != 0)
             f++;
         if (!f->name || (!allow_id && f == fields)) {
-            mgmt__reply_error(c, 422, f->name ? "the id is in the URL" : "unknown field",
-                              it->string);
+            static const char *const read_only[] = {"signing_secret_set", "alerted", "alerted_at",
+                                                    "created_at", "updated_at", NULL};
+            const char *why = f->name ? "the id is in the URL" : "unknown field";
+            for (int i = 0; !f->name && read_only[i]; i++)
+                if (strcmp(read_only[i], it->string) == 0)
+                    why = "read-only field";
+            mgmt__reply_error(c, 422, why, it->string);
             return -1;
         }
         char *dst = (char *)wh + f->off;

@@ -10,6 +10,7 @@ int cmd_replay(const struct soldr_config *cfg, int argc, char **argv);
 int cmd_webhook(const struct soldr_config *cfg, int argc, char **argv);
 int cmd_purge(const struct soldr_config *cfg, int argc, char **argv);
 int cmd_stats(const struct soldr_config *cfg, int argc, char **argv);
+int cmd_ui(const struct soldr_config *cfg, int argc, char **argv);
 
 /* Creates the data directory if missing and opens the store; prints the
  * reason to stderr and returns non-zero on failure. */

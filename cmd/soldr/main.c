@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  soldr webhook add|list|show|update|rm ...   manage webhooks in the database\n"
             "  soldr purge [--dry-run]           delete what is older than the retention now\n"
             "  soldr stats                       counters per webhook and day (outlive purges)\n"
+            "  soldr ui --api URL [...]          the management UI in a process of its own\n"
             "  soldr --help | <command> --help\n"
             "  soldr --version\n"
             "\n",
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
         groups = CFG_DB, run = cmd_purge;
     else if (strcmp(sub, "stats") == 0)
         groups = CFG_DB, run = cmd_stats;
+    else if (strcmp(sub, "ui") == 0)
+        groups = 0, run = cmd_ui;
     else {
         fprintf(stderr, "soldr: unknown command '%s' (see soldr --help)\n", sub);
         return 2;

@@ -29,4 +29,12 @@ SOLDR_MUST_USE int mgmt_start(struct mgmt **out, uv_loop_t *main_loop,
  * included), joins the thread, then calls done(arg) on main_loop. */
 void mgmt_stop(struct mgmt *m, void (*done)(void *arg), void *arg);
 
+/* The UI file at path ("/" means "/index.html") from dir, or from the copy
+ * built into the binary when dir is empty: 1 and *data (malloc'd, the
+ * caller frees), *len, *ctype; 0 if there is none or the path is unsafe
+ * ("..", characters outside [A-Za-z0-9._/-]). Used by `soldr ui` too. */
+int mgmt_ui_file(const char *dir, const char *path, char **data, size_t *len, const char **ctype);
+/* Security headers sent with every UI file. */
+extern const char mgmt_ui_headers[];
+
 #endif

@@ -38,30 +38,32 @@ static int safe_path(const char *p)
            strlen(p);
 }
 
-static const char sec_headers[] =
+const char mgmt_ui_headers[] =
     "Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
     "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n"
     "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'\r\n";
 
-int mgmt__static(struct mgmt_call *c)
+int mgmt_ui_file(const char *dir, const char *path, char **data, size_t *len, const char **ctype)
 {
-    if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0)
-        return 0;
-    const char *path = strcmp(c->path, "/") == 0 ? "/index.html" : c->path;
+    if (strcmp(path, "/") == 0)
+        path = "/index.html";
     if (!safe_path(path))
         return 0;
-    const char *dir = c->m->cfg->ui_dir;
+    *ctype = content_type(path);
     if (!dir[0]) {
         for (const struct mgmt_ui_file *f = mgmt__ui_files; f->path; f++) {
-            if (strcmp(f->path, path) == 0) {
-                mgmt__reply(c, 200, content_type(path), sec_headers, f->data, f->len);
-                return 1;
-            }
+            if (strcmp(f->path, path) != 0)
+                continue;
+            if (!(*data = malloc(f->len + 1)))
+                return 0;
+            memcpy(*data, f->data, f->len);
+            *len = f->len;
+            return 1;
         }
         return 0;
     }
-    /* Development: read from disk (small files; the mgmt loop is not ingest's). */
+    /* Development: read from disk (small files; never on ingest's loop). */
     char full[2200];
     snprintf(full, sizeof full, "%s%s", dir, path);
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -71,14 +73,27 @@ int mgmt__static(struct mgmt_call *c)
             close(fd);
         return 0;
     }
-    char *data = malloc((size_t)sb.st_size + 1);
-    ssize_t n = data ? read(fd, data, (size_t)sb.st_size) : -1;
+    *data = malloc((size_t)sb.st_size + 1);
+    ssize_t n = *data ? read(fd, *data, (size_t)sb.st_size) : -1;
     close(fd);
     if (n != sb.st_size) {
-        free(data);
+        free(*data);
         return 0;
     }
-    mgmt__reply(c, 200, content_type(path), sec_headers, data, (size_t)n);
+    *len = (size_t)n;
+    return 1;
+}
+
+int mgmt__static(struct mgmt_call *c)
+{
+    if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0)
+        return 0;
+    char *data;
+    size_t len;
+    const char *ctype;
+    if (!mgmt_ui_file(c->m->cfg->ui_dir, c->path, &data, &len, &ctype))
+        return 0;
+    mgmt__reply(c, 200, ctype, mgmt_ui_headers, data, len);
     free(data);
     return 1;
 }

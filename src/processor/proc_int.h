@@ -4,7 +4,7 @@
 
 #include <curl/curl.h>
 
-#include "processor/curluv.h"
+#include "httpc/curluv.h"
 #include "processor/processor.h"
 #include "store/delivery.h"
 

@@ -1,4 +1,4 @@
-#include "processor/curluv.h"
+#include "httpc/curluv.h"
 
 #include <stdlib.h>
 

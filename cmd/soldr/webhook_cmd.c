@@ -9,26 +9,27 @@
 static void webhook_usage(FILE *out)
 {
     fprintf(out, "Usage:\n"
-                 "  soldr webhook add LABEL URL [--max-attempts N] [--inactive]\n"
+                 "  soldr webhook add LABEL URL [options]\n"
                  "  soldr webhook list\n"
                  "  soldr webhook show LABEL\n"
-                 "  soldr webhook update LABEL [--destination URL] [--max-attempts N]\n"
-                 "                             [--active | --inactive]\n"
+                 "  soldr webhook update LABEL [--destination URL] [options]\n"
                  "  soldr webhook rm LABEL\n"
                  "LABEL is the subdomain ([a-z0-9-]{1,63}): requests to LABEL.<SOLDR_DOMAIN>\n"
-                 "are forwarded to URL (http:// or https://). Defaults: active, 10 attempts.\n\n");
+                 "are forwarded to URL (http:// or https://).\n"
+                 "Options (defaults in brackets):\n"
+                 "  --active | --inactive    deliver, or mark new requests orphaned [active]\n"
+                 "  --max-attempts N         attempts before a request fails [10]\n"
+                 "  --timeout DUR            per attempt [30s]\n"
+                 "  --backoff-base DUR       first retry delay; doubles each attempt [30s]\n"
+                 "  --backoff-cap DUR        largest retry delay [6h]\n"
+                 "  --max-concurrency N      deliveries in flight to this webhook [4]\n"
+                 "  --signing-secret S       whsec_<base64>: sign deliveries (Standard Webhooks);\n"
+                 "                           '' stops signing\n"
+                 "  --alert-email ADDR       alert recipient [SOLDR_ALERT_EMAIL]\n"
+                 "  --alert-url URL          alert JSON POST target [SOLDR_ALERT_URL]\n"
+                 "Retry delays use equal jitter: attempt n waits between d/2 and d,\n"
+                 "d = min(cap, base * 2^(n-1)).\n\n");
     config_print_help(out, CFG_DB);
-}
-
-static int valid_url(const char *u)
-{
-    size_t skip = strncmp(u, "http://", 7) == 0 ? 7 : strncmp(u, "https://", 8) == 0 ? 8 : 0;
-    if (!skip || u[skip] == '\0' || u[skip] == '/' || strlen(u) >= 2048)
-        return 0;
-    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f)
-            return 0;
-    return 1;
 }
 
 static int parse_u32(const char *flag, const char *v, int duration, uint32_t lo, uint32_t hi,
@@ -60,18 +61,6 @@ static int set_text(const char *flag, char *dst, size_t cap, const char *v)
     }
     memcpy(dst, v, strlen(v) + 1);
     return 0;
-}
-
-static int valid_secret(const char *s)
-{
-    if (!*s)
-        return 1; /* empty: unsigned */
-    if (strncmp(s, "whsec_", 6) != 0 || strlen(s) < 6 + 24)
-        return 0;
-    for (const char *p = s + 6; *p; p++)
-        if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", *p))
-            return 0;
-    return 1;
 }
 
 /* Applies the setting flags from argv[from..]; --destination only on update. */
@@ -120,22 +109,9 @@ static int apply_flags(struct soldr_webhook *wh, int argc, char **argv, int from
     }
     if (rc)
         return rc;
-    if (!valid_url(wh->destination)) {
-        fprintf(stderr, "soldr webhook: destination must be an http:// or https:// URL, not '%s'\n",
-                wh->destination);
-        return 2;
-    }
-    if (wh->alert_url[0] && !valid_url(wh->alert_url)) {
-        fprintf(stderr, "soldr webhook: --alert-url must be an http:// or https:// URL\n");
-        return 2;
-    }
-    if (!valid_secret(wh->signing_secret)) {
-        fprintf(stderr, "soldr webhook: --signing-secret must be whsec_ followed by base64 "
-                        "(at least 18 bytes of key), or empty\n");
-        return 2;
-    }
-    if (wh->backoff_cap_ms < wh->backoff_base_ms) {
-        fprintf(stderr, "soldr webhook: --backoff-cap must not be below --backoff-base\n");
+    const char *field, *why;
+    if (store_webhook_validate(wh, &field, &why) != 0) {
+        fprintf(stderr, "soldr webhook: %s %s\n", field, why);
         return 2;
     }
     return 0;

@@ -7,7 +7,7 @@ set -eu
 
 build="build-essential cmake pkg-config libsqlite3-dev libuv1-dev libmbedtls-dev \
 libcjson-dev libcurl4-openssl-dev node-llhttp"
-test="python3 libcmocka-dev sqlite3 chromium nodejs"
+test="python3 libcmocka-dev sqlite3 chromium nodejs systemd"
 # npm from Debian only when there is none (NodeSource's nodejs bundles its own).
 command -v npm >/dev/null 2>&1 || test="$test npm"
 

@@ -104,8 +104,9 @@ static void shutdown_server(struct server *s)
              "STOPPING=1\nSTATUS=stopping: finishing deliveries in flight (up to %llu ms); "
              "ingest still answers",
              (unsigned long long)s->cfg->shutdown_grace_ms);
-    log_info("serve.stopping", "stopping: deliveries in flight may finish (up to %llu ms) while "
-                               "ingest still answers",
+    log_info("serve.stopping",
+             "stopping: deliveries in flight may finish (up to %llu ms) while "
+             "ingest still answers",
              (unsigned long long)s->cfg->shutdown_grace_ms);
     sdnotify_send(s->notify, status);
     if (s->proc)
@@ -147,8 +148,8 @@ static const char *const socket_roles[] = {"ingest", "mgmt"};
  * bind cfg->listen / cfg->mgmt_listen. Passed sockets soldr has no use for
  * are closed: the service manager keeps its own copy, so closing ours
  * refuses nothing. */
-static void pick_sockets(const struct sdlisten *sl, const struct soldr_config *cfg,
-                         int *ingest_fd, int *mgmt_fd)
+static void pick_sockets(const struct sdlisten *sl, const struct soldr_config *cfg, int *ingest_fd,
+                         int *mgmt_fd)
 {
     *ingest_fd = sdlisten_fd_for(sl, socket_roles, 2, 0);
     *mgmt_fd = sdlisten_fd_for(sl, socket_roles, 2, 1);

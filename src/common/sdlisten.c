@@ -54,8 +54,7 @@ int sdlisten_parse(struct sdlisten *out, const char *pid, const char *fds, const
     }
     if (p != self) {
         log_warn("listen.fds",
-                 "LISTEN_FDS is meant for process %ld, not this one (%ld): ignoring it", p,
-                 self);
+                 "LISTEN_FDS is meant for process %ld, not this one (%ld): ignoring it", p, self);
         return 0;
     }
     if (parse_num(fds, SDLISTEN_MAX, &n)) {
@@ -86,8 +85,7 @@ int sdlisten_take(struct sdlisten *out)
         int flags = fcntl(out->fds[i], F_GETFD);
         if (flags < 0 || fcntl(out->fds[i], F_SETFD, flags | FD_CLOEXEC) < 0) {
             int err = -errno;
-            log_error("listen.fds", "passed fd %d is not usable: %s", out->fds[i],
-                      strerror(errno));
+            log_error("listen.fds", "passed fd %d is not usable: %s", out->fds[i], strerror(errno));
             return err;
         }
     }

@@ -19,8 +19,8 @@
 #define SDLISTEN_NAME_MAX 256 /* systemd's FDNAME_MAX is 255 */
 
 struct sdlisten {
-    int n;                                      /* fds passed: fds[0..n-1] */
-    int fds[SDLISTEN_MAX];                      /* SDLISTEN_FIRST_FD + i */
+    int n;                                       /* fds passed: fds[0..n-1] */
+    int fds[SDLISTEN_MAX];                       /* SDLISTEN_FIRST_FD + i */
     char names[SDLISTEN_MAX][SDLISTEN_NAME_MAX]; /* "" when LISTEN_FDNAMES is absent */
 };
 

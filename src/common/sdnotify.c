@@ -35,8 +35,7 @@ static uint64_t watchdog_from_env(void)
     uint64_t usec = env_num("WATCHDOG_USEC");
     const char *pid = getenv("WATCHDOG_PID");
     if (usec && pid && env_num("WATCHDOG_PID") != (uint64_t)getpid()) {
-        log_debug("notify.watchdog", "WATCHDOG_PID=%s is another process: no watchdog pings",
-                  pid);
+        log_debug("notify.watchdog", "WATCHDOG_PID=%s is another process: no watchdog pings", pid);
         usec = 0;
     }
     return usec;

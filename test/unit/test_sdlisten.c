@@ -57,8 +57,8 @@ static void parse_rejects_malformed(void **state)
 {
     (void)state;
     struct sdlisten l;
-    static const char *const bad_fds[] = {"", "x", "-1", "+1", " 1", "1 ", "2x", "17",
-                                          "99999999999999999999"};
+    static const char *const bad_fds[] = {
+        "", "x", "-1", "+1", " 1", "1 ", "2x", "17", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad_fds / sizeof bad_fds[0]; i++)
         if (sdlisten_parse(&l, "42", bad_fds[i], NULL, 42) != SOLDR_ECONFIG)
             fail_msg("LISTEN_FDS='%s' accepted", bad_fds[i]);

@@ -131,7 +131,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-int curluv_init(struct curluv **out, uv_loop_t *loop)
+int curluv_init(struct curluv **out, uv_loop_t *loop, long max_connections)
 {
     struct curluv *cu = calloc(1, sizeof *cu);
     if (!cu)
@@ -148,6 +148,7 @@ int curluv_init(struct curluv **out, uv_loop_t *loop)
     curl_multi_setopt(cu->multi, CURLMOPT_SOCKETDATA, cu);
     curl_multi_setopt(cu->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(cu->multi, CURLMOPT_TIMERDATA, cu);
+    curl_multi_setopt(cu->multi, CURLMOPT_MAXCONNECTS, max_connections);
     *out = cu;
     return 0;
 }

@@ -15,7 +15,10 @@ struct curluv;
 
 typedef void (*curluv_done_cb)(void *arg, CURL *easy, CURLcode result);
 
-SOLDR_MUST_USE int curluv_init(struct curluv **out, uv_loop_t *loop);
+/* max_connections: idle connections kept for reuse (curl's cache would
+ * otherwise shrink to a few as transfers finish, and keep-alive would be
+ * lost for most deliveries); set it to the most transfers run at once. */
+SOLDR_MUST_USE int curluv_init(struct curluv **out, uv_loop_t *loop, long max_connections);
 /* Starts a transfer; done runs on the loop when it ends (the easy handle is
  * removed from the multi first and belongs to the caller again). */
 SOLDR_MUST_USE int curluv_add(struct curluv *cu, CURL *easy, curluv_done_cb done, void *arg);

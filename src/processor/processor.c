@@ -122,7 +122,7 @@ int proc_start(struct proc **out, uv_loop_t *loop, const struct soldr_config *cf
     p->defs.url = cfg->alert_url;
     if (getrandom(&p->rng, sizeof p->rng, 0) != sizeof p->rng || p->rng == 0)
         p->rng = uv_hrtime() | 1;
-    int rc = curluv_init(&p->cu, loop);
+    int rc = curluv_init(&p->cu, loop, (long)cfg->max_deliveries + 16);
     if (rc) {
         free(p);
         return rc;

@@ -240,7 +240,7 @@ int uiproxy_run(const struct uiproxy_opts *o, const struct soldr_config *cfg)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return 1;
     uv_loop_init(&px.loop);
-    if (curluv_init(&px.cu, &px.loop) != 0)
+    if (curluv_init(&px.cu, &px.loop, 64) != 0)
         return 1;
     struct httpd_limits lim = {
         .max_body = cfg->max_body + 64 * 1024,

@@ -1,4 +1,5 @@
 #include "common/request.h"
+#include "common/text.h"
 
 #include <cjson/cJSON.h>
 #include <mbedtls/base64.h>
@@ -124,38 +125,12 @@ int req_headers_parse(struct soldr_request *r, const char *p, size_t len)
 /* 1 if s[0..n) is valid UTF-8 without control characters other than tab. */
 static int clean_utf8(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    while (p < e) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return 0;
-            p++;
-            continue;
-        }
-        size_t k;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            k = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            k = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            k = 3, cp = c & 0x07;
-        else
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return 0;
-        if ((size_t)(e - p) <= k)
-            return 0;
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        p += k + 1;
     }
-    return 1;
+    return utf8_valid(s, n);
 }
 
 /* A cJSON string holding s[0..n) as text (clean) or base64 (b64 != 0). */

@@ -169,7 +169,8 @@ int mgmt_start(struct mgmt **out, uv_loop_t *main_loop, const struct soldr_confi
     uv_async_init(&m->loop, &m->async, on_results);
     m->async.data = m;
     struct httpd_limits lim = {
-        .max_body = cfg->max_body + 64 * 1024,
+        /* a request edit: a body of SOLDR_MAX_BODY bytes in base64, plus room */
+        .max_body = (cfg->max_body + 2) / 3 * 4 + 64 * 1024,
         .max_header_size = cfg->max_header_size,
         .read_timeout_ms = cfg->read_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,

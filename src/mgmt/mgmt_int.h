@@ -55,7 +55,8 @@ struct mgmt_call {
     /* the answer */
     int status;
     cJSON *doc;
-    void *user; /* route data, freed by the route */
+    void *user;                    /* route data, freed with user_free (or free) */
+    void (*user_free)(void *user); /* NULL: free() */
 };
 
 /* Answers with a JSON document (takes it) or an error; ends the call. */

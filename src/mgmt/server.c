@@ -20,7 +20,10 @@ static void call_end(struct mgmt_call *c)
     struct mgmt *m = c->m;
     cJSON_Delete(c->body);
     cJSON_Delete(c->doc);
-    free(c->user);
+    if (c->user_free)
+        c->user_free(c->user);
+    else
+        free(c->user);
     free(c);
     m->in_flight--;
 }
@@ -215,6 +218,22 @@ static int match(struct mgmt_call *c, const char *pattern)
     return 1;
 }
 
+/* 1 if a JSON text holds a NUL byte or a \u0000 escape: cJSON's strings end
+ * at a NUL, so such a value would be cut short without a word. */
+static int json_has_nul(const char *s, size_t n)
+{
+    if (memchr(s, '\0', n))
+        return 1;
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && strncmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* skip the escaped character: "\\u0000" is text, not NUL */
+    }
+    return 0;
+}
+
 static const struct mgmt_route *const route_tables[] = {mgmt__webhook_routes, mgmt__request_routes,
                                                         mgmt__stats_routes};
 
@@ -271,8 +290,20 @@ static void dispatch(struct mgmt_call *c)
                     mgmt__reply_error(c, 413, "JSON document too large", NULL);
                     return;
                 }
-                c->body = cJSON_ParseWithLength(req_str(q, q->body), q->body.len);
-                if (!cJSON_IsObject(c->body)) {
+                if (json_has_nul(req_str(q, q->body), q->body.len)) {
+                    mgmt__reply_error(c, 400,
+                                      "the JSON holds a NUL character (\\u0000), which is not "
+                                      "supported (send such bytes as base64)",
+                                      NULL);
+                    return;
+                }
+                const char *json = req_str(q, q->body), *end = NULL;
+                c->body = cJSON_ParseWithLengthOpts(json, q->body.len, &end, 0);
+                /* One object and nothing after it but white space. */
+                while (c->body && end && end < json + q->body.len && *end &&
+                       strchr(" \t\r\n", *end))
+                    end++;
+                if (!cJSON_IsObject(c->body) || end != json + q->body.len) {
                     mgmt__reply_error(c, 400, "the body must be a JSON object", NULL);
                     return;
                 }

@@ -58,7 +58,7 @@ static const struct opt opts[] = {
      "requests and attempts older than this are deleted (counters in rollups stay)"},
     {"SOLDR_PURGE_INTERVAL", "--purge-interval", NUM(T_DURATION, purge_interval_ms), "5m",
      CFG_SERVE, "how often the purge runs"},
-    {"SOLDR_PURGE_CHUNK", "--purge-chunk", NUM(T_UINT, purge_chunk), "2000", CFG_SERVE | CFG_DB,
+    {"SOLDR_PURGE_CHUNK", "--purge-chunk", NUM(T_UINT, purge_chunk), "500", CFG_SERVE | CFG_DB,
      "rows deleted per purge transaction (ingest commits go between chunks)"},
     {"SOLDR_MGMT_LISTEN", "--mgmt-listen", STR(mgmt_listen), "0.0.0.0:8443", CFG_SERVE,
      "management API and UI address (HTTPS); starts only when a secret is set"},

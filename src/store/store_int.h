@@ -90,6 +90,7 @@ struct store {
     struct store__job *done_head, *done_tail;   /* guarded by mu */
     size_t queued_bytes;                        /* guarded by mu */
     int stopping;                               /* guarded by mu */
+    int solo_skips;                             /* guarded by mu: see take_batch */
     void (*stop_done)(void *arg);
     void *stop_arg;
     struct soldr_metrics metrics;

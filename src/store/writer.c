@@ -25,7 +25,8 @@
 
 /* A batch larger than this waits for the next commit: keeps each transaction,
  * and so the latency of the requests in it, bounded under heavy load. */
-#define BATCH_MAX 2048
+#define BATCH_MAX      2048
+#define SOLO_MAX_SKIPS 8
 
 struct insert_job {
     struct store__job job;
@@ -176,6 +177,54 @@ static void run_batch(struct store *st, struct store__job *batch)
               n);
 }
 
+/* Unlinks the next batch from the queue (mu held); *last gets its tail.
+ * Ordinary jobs (ingest, claims, outcomes, admin writes) go first, up to
+ * BATCH_MAX, in queue order; a solo job (a purge chunk) runs only when no
+ * ordinary job is waiting, and alone. So ingest never waits behind a purge
+ * chunk that has not started yet: at most behind the one that runs. Under
+ * a queue that never empties, a solo job passed over SOLO_MAX_SKIPS times
+ * runs next, so the purge cannot starve. */
+static struct store__job *take_batch(struct store *st, struct store__job **last)
+{
+    struct store__job *head = NULL, *tail = NULL, *prev = NULL, *j = st->queue_head;
+    int n = 0;
+    if (j && j->solo && st->solo_skips >= SOLO_MAX_SKIPS)
+        j = NULL; /* the waiting purge chunk goes now */
+    while (j && n < BATCH_MAX) {
+        struct store__job *next = j->next;
+        if (!j->solo) {
+            if (prev)
+                prev->next = next;
+            else
+                st->queue_head = next;
+            if (st->queue_tail == j)
+                st->queue_tail = prev;
+            j->next = NULL;
+            if (tail)
+                tail->next = j;
+            else
+                head = j;
+            tail = j;
+            n++;
+        } else {
+            prev = j;
+        }
+        j = next;
+    }
+    if (head && prev) {
+        st->solo_skips++; /* a solo job was passed over */
+    } else if (!head) {   /* only solo jobs wait, or one waited long enough: alone */
+        st->solo_skips = 0;
+        head = tail = st->queue_head;
+        st->queue_head = head->next;
+        if (!st->queue_head)
+            st->queue_tail = NULL;
+        head->next = NULL;
+    }
+    *last = tail;
+    return head;
+}
+
 static void *writer_main(void *arg)
 {
     struct store *st = arg;
@@ -183,20 +232,12 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&st->mu);
         while (!st->queue_head && !st->stopping)
             pthread_cond_wait(&st->cond, &st->mu);
-        struct store__job *batch = st->queue_head, *last = batch;
-        if (!batch) {
+        if (!st->queue_head) {
             pthread_mutex_unlock(&st->mu);
             break; /* stopping and drained */
         }
-        /* A solo job (a purge chunk) commits alone; other jobs share the batch
-         * up to the next solo job, so ingest work queued behind a chunk goes
-         * in the very next transaction. */
-        for (int n = 1; !batch->solo && last->next && !last->next->solo && n < BATCH_MAX; n++)
-            last = last->next;
-        st->queue_head = last->next;
-        if (!st->queue_head)
-            st->queue_tail = NULL;
-        last->next = NULL;
+        struct store__job *last = NULL;
+        struct store__job *batch = take_batch(st, &last);
         pthread_mutex_unlock(&st->mu);
 
         run_batch(st, batch);

@@ -55,9 +55,10 @@ CREATE TABLE request_bodies (
 -- received_at, so it needs no index of its own.
 CREATE INDEX requests_due_webhook ON requests (webhook, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX requests_sending ON requests (seq) WHERE state = 'sending';
--- Failed requests, newest first, for the admin's most common filter (rows
--- enter it only when they fail, so ingest does not pay for it).
+-- Failed and orphaned requests, newest first, for the admin's filters (rows
+-- enter them only on that transition, so ingest does not pay for them).
 CREATE INDEX requests_failed ON requests (id) WHERE state = 'failed';
+CREATE INDEX requests_orphaned ON requests (id) WHERE state = 'orphaned';
 
 -- An admin's edit of a request: what is delivered from then on. The original
 -- in request_bodies stays as received.

@@ -7,7 +7,8 @@
  *     delivery (a slot freed), and due_timer for the earliest future retry.
  *     When the earliest due time has passed but nothing could be claimed,
  *     every such request belongs to a webhook at its concurrency cap, whose
- *     finishing deliveries wake the processor: no timer, no busy loop.
+ *     finishing deliveries wake the processor: no busy loop. A sweep every
+ *     SWEEP_MS at the latest finds work that another process stored.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "processor/proc_int.h"
 
 #define ALERT_GRACE_MS 1000
+#define SWEEP_MS       30000
 
 uint64_t proc__random(struct proc *p)
 {
@@ -79,9 +81,12 @@ static void on_claimed(void *arg, int status, struct store_delivery **items, siz
         proc__kick(p);
         return;
     }
+    /* Sleep until the next retry is due, but never longer than SWEEP_MS:
+     * rows written by another process (soldr replay, a webhook activated with
+     * the CLI) wake nothing here, and are found by the next sweep. */
     long long now = time_now_ms();
-    if (next_due > now)
-        uv_timer_start(&p->due_timer, on_due_timer, (uint64_t)(next_due - now), 0);
+    long long wait = next_due > now ? next_due - now : SWEEP_MS;
+    uv_timer_start(&p->due_timer, on_due_timer, (uint64_t)(wait < SWEEP_MS ? wait : SWEEP_MS), 0);
 }
 
 void proc__kick(struct proc *p)

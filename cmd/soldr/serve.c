@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <uv.h>
@@ -200,6 +201,28 @@ static void serve_env_example(void)
     config_print_env(stdout, CFG_SERVE | CFG_DB);
 }
 
+/* Raises the soft limit on open files to the hard one: each connection is a
+ * descriptor, and running out is silent (libuv closes what it cannot take). */
+static void raise_fd_limit(const struct soldr_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* ingest connections + mgmt (256) + deliveries + the database and logs */
+    rlim_t need = (rlim_t)(cfg->max_connections + 256 + cfg->max_deliveries + 64);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("serve.fd_limit",
+                 "open files are limited to %llu but SOLDR_MAX_CONNECTIONS and "
+                 "SOLDR_MAX_DELIVERIES need about %llu: raise the limit (LimitNOFILE= under "
+                 "systemd, ulimit -n) or lower SOLDR_MAX_CONNECTIONS",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
+
 int cmd_serve(const struct soldr_config *cfg, int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--help") == 0) {
@@ -210,6 +233,7 @@ int cmd_serve(const struct soldr_config *cfg, int argc, char **argv)
         serve_env_example();
         return 0;
     }
+    raise_fd_limit(cfg);
     if (argc > 1) {
         fprintf(stderr, "soldr serve: unexpected argument '%s' (see soldr serve --help)\n",
                 argv[1]);

@@ -38,7 +38,8 @@ static const struct opt opts[] = {
     {"SOLDR_MAX_HEADER_SIZE", "--max-header-size", NUM(T_SIZE, max_header_size), "32KiB", CFG_SERVE,
      "largest request line + header section; larger gets 431"},
     {"SOLDR_MAX_QUEUE", "--max-queue", NUM(T_SIZE, max_queue_bytes), "256MiB", CFG_SERVE,
-     "request bytes waiting for the database at most; past it ingest answers 503"},
+     "request bytes waiting for the database at most, and as much again for requests "
+     "still being received; past either ingest answers 503"},
     {"SOLDR_READ_TIMEOUT", "--read-timeout", NUM(T_DURATION, read_timeout_ms), "30s", CFG_SERVE,
      "time allowed to send one whole request; slower clients get 408"},
     {"SOLDR_IDLE_TIMEOUT", "--idle-timeout", NUM(T_DURATION, idle_timeout_ms), "60s", CFG_SERVE,

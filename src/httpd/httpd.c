@@ -13,6 +13,8 @@
  *     so a handler's late httpd_respond() always finds valid memory.
  *  3. All parsing happens in conn_feed(); httpd_respond() never re-enters it
  *     while it runs (in_feed), so deep pipelines cannot recurse.
+ *  4. The parser pauses at the end of every header section so conn_feed can
+ *     check that the section ended with CRLF (header_end_ok).
  *  4. On stop, idle connections are not closed at once but after
  *     STOP_DRAIN_MS: a request already on its way (a keep-alive sender sends
  *     the next one as soon as it has an answer; a new connection sends its
@@ -50,6 +52,9 @@ struct httpd {
     llhttp_settings_t settings;
     struct httpd_conn *conns; /* doubly linked list of open connections */
     size_t nconns;
+    size_t reading_bytes;  /* arena bytes of requests being read (budget) */
+    uint64_t limit_log_ms; /* last "connection limit" log line */
+    size_t limit_hits;     /* connections refused since then */
     int stopping;
     int listener_open;
     void (*stop_done)(void *arg);
@@ -70,12 +75,16 @@ struct httpd_conn {
     int closing;
     int in_feed;
     int reading;
-    int no_more;      /* a closing answer was sent: parse nothing further */
-    int in_field;     /* the current header name is still arriving */
-    int keep_alive;   /* of the request with the handler */
-    int error_status; /* set by a parser callback that rejected the request */
+    int headers_paused;    /* on_headers_complete paused the parser (note 4) */
+    char tail[2];          /* the last two bytes fed before the current buffer */
+    const char *feed_orig; /* start of the buffer being parsed (callbacks look back) */
+    int no_more;           /* a closing answer was sent: parse nothing further */
+    int in_field;          /* the current header name is still arriving */
+    int keep_alive;        /* of the request with the handler */
+    int error_status;      /* set by a parser callback that rejected the request */
     size_t header_bytes;
-    char *pending; /* bytes read but not parsed while BUSY */
+    size_t counted; /* bytes of c->req counted in srv->reading_bytes */
+    char *pending;  /* bytes read but not parsed while BUSY */
     size_t pending_len;
     char peer[64];
     struct tls_conn *tls; /* NULL for plain HTTP */
@@ -92,6 +101,7 @@ struct write_req {
 static void conn_close(struct httpd_conn *c);
 static void on_listener_closed(uv_handle_t *handle);
 static void stop_reading(struct httpd_conn *c);
+static void uncount(struct httpd_conn *c);
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len);
 static void maybe_finish_stop(struct httpd *h);
 
@@ -150,6 +160,7 @@ static void conn_free_if_done(struct httpd_conn *c)
         c->next->prev = c->prev;
     h->nconns--;
     if (c->req) {
+        uncount(c);
         req_free(c->req);
         free(c->req);
     }
@@ -290,6 +301,24 @@ static int fail(struct httpd_conn *c, int status)
     return -1;
 }
 
+/* Counts the growth of the request being read against the server's budget. */
+static int account(struct httpd_conn *c)
+{
+    struct httpd *h = c->srv;
+    size_t now = c->req->data.len;
+    h->reading_bytes += now - c->counted;
+    c->counted = now;
+    if (h->lim.max_reading_bytes && h->reading_bytes > h->lim.max_reading_bytes)
+        return fail(c, 503);
+    return 0;
+}
+
+static void uncount(struct httpd_conn *c)
+{
+    c->srv->reading_bytes -= c->counted;
+    c->counted = 0;
+}
+
 static int count_header_bytes(struct httpd_conn *c, size_t len)
 {
     c->header_bytes += len;
@@ -318,7 +347,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     struct httpd_conn *c = conn_of(p);
     if (count_header_bytes(c, len))
         return fail(c, c->req->target.len + len > c->srv->lim.max_header_size / 2 ? 414 : 431);
-    return req_extend(c->req, &c->req->target, at, len) ? fail(c, 414) : 0;
+    return req_extend(c->req, &c->req->target, at, len) ? fail(c, 414) : account(c);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
@@ -332,7 +361,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         c->in_field = 1;
     }
     struct req_header *hd = &c->req->headers[c->req->nheaders - 1];
-    return req_extend(c->req, &hd->name, at, len) ? fail(c, 431) : 0;
+    return req_extend(c->req, &hd->name, at, len) ? fail(c, 431) : account(c);
 }
 
 static int on_header_field_complete(llhttp_t *p)
@@ -341,13 +370,28 @@ static int on_header_field_complete(llhttp_t *p)
     return 0;
 }
 
+/* 1 if the raw bytes just before `at` are a line feed, maybe followed by
+ * blanks: then this piece of a field value is an obs-fold continuation line,
+ * which llhttp 8 unfolds silently (RFC 9112 §5.2: reject it). */
+static int after_line_feed(const struct httpd_conn *c, const char *at)
+{
+    const char *q = at;
+    while (q > c->feed_orig && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if (q > c->feed_orig)
+        return q[-1] == '\n';
+    return q == at && c->tail[1] == '\n'; /* the piece starts a new buffer */
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct httpd_conn *c = conn_of(p);
+    if (after_line_feed(c, at))
+        return fail(c, 400);
     if (count_header_bytes(c, len))
         return -1;
     struct req_header *hd = &c->req->headers[c->req->nheaders - 1];
-    return req_extend(c->req, &hd->value, at, len) ? fail(c, 431) : 0;
+    return req_extend(c->req, &hd->value, at, len) ? fail(c, 431) : account(c);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -359,12 +403,43 @@ static int on_headers_complete(llhttp_t *p)
         return fail(c, 431);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body)
         return fail(c, 413);
+    /* What llhttp 8 lets through but RFC 9112 does not: an empty field name,
+     * a value that still holds CR or LF (an obs-fold), and Transfer-Encoding
+     * in HTTP/1.0. Each could make soldr and the destination frame the
+     * request differently. */
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct req_header *h = &r->headers[i];
+        if (h->name.len == 0 || memchr(req_str(r, h->value), '\r', h->value.len) ||
+            memchr(req_str(r, h->value), '\n', h->value.len))
+            return fail(c, 400);
+    }
+    if (llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0 &&
+        req_header_get(r, "transfer-encoding", NULL, NULL))
+        return fail(c, 400);
+    /* conn_feed checks how the header section ended (note 4), then goes on. */
+    c->headers_paused = 1;
+    return HPE_PAUSED;
+}
+
+/* Note 4: llhttp 8.1 ends a header section at CR followed by ANY byte
+ * (CVE-2025-23167), so "\r\n\rX" hides what follows and lets a second
+ * request be smuggled in. The section must end with CRLF: the two bytes
+ * before pos (in data, which starts at orig, or in c->tail before it). */
+static int header_end_ok(const struct httpd_conn *c, const char *orig, const char *pos)
+{
+    size_t in_buf = (size_t)(pos - orig);
+    char a = in_buf >= 2 ? pos[-2] : in_buf == 1 ? c->tail[1] : c->tail[0];
+    char b = in_buf >= 1 ? pos[-1] : c->tail[1];
+    return a == '\r' && b == '\n';
+}
+
+static void after_headers(struct httpd_conn *c)
+{
     size_t el;
-    const char *expect = req_header_get(r, "expect", &el, NULL);
+    const char *expect = req_header_get(c->req, "expect", &el, NULL);
     if (expect && el == 12 && strncasecmp(expect, "100-continue", 12) == 0 &&
-        llhttp_get_http_minor(p) >= 1)
+        llhttp_get_http_minor(&c->parser) >= 1)
         conn_write(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, 0, 0);
-    return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -373,7 +448,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct soldr_request *r = c->req;
     if (r->body.len + len > c->srv->lim.max_body)
         return fail(c, 413);
-    return req_extend(r, &r->body, at, len) ? fail(c, 413) : 0;
+    return req_extend(r, &r->body, at, len) ? fail(c, 413) : account(c);
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -388,6 +463,7 @@ static int on_message_complete(llhttp_t *p)
 
 static void dispatch(struct httpd_conn *c)
 {
+    uncount(c); /* from here on the handler (and the store's queue limit) owns it */
     uv_timer_stop(&c->timer);
     c->state = C_BUSY;
     c->srv->handler(c->srv->ctx, c, c->req);
@@ -404,11 +480,29 @@ static void stop_reading(struct httpd_conn *c)
 
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
 {
+    const char *orig = data;
+    c->feed_orig = orig;
+    size_t orig_len = len;
+    int continue_empty = 0; /* run the parser once more on no bytes (after a pause) */
     c->in_feed = 1;
-    while (len > 0 && !c->closing && !c->no_more && c->state != C_BUSY) {
+    while ((len > 0 || continue_empty) && !c->closing && !c->no_more && c->state != C_BUSY) {
+        continue_empty = 0;
         llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
         if (err == HPE_OK) {
             len = 0;
+        } else if (err == HPE_PAUSED && c->headers_paused) {
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            c->headers_paused = 0;
+            if (!header_end_ok(c, orig, pos)) {
+                conn_reject(c, 400, "malformed header section");
+                break;
+            }
+            len -= (size_t)(pos - data);
+            data = pos;
+            llhttp_resume(&c->parser);
+            after_headers(c);
+            if (len == 0) /* a message without body completes without more bytes */
+                continue_empty = 1;
         } else if (err == HPE_PAUSED) {
             size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
             data += used;
@@ -438,6 +532,10 @@ static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
     }
     if (c->state == C_BUSY && !c->closing && c->pending_len >= PENDING_MAX)
         stop_reading(c);
+    if (orig_len >= 2)
+        memcpy(c->tail, orig + orig_len - 2, 2);
+    else if (orig_len == 1)
+        c->tail[0] = c->tail[1], c->tail[1] = orig[0];
     c->in_feed = 0;
 }
 
@@ -555,8 +653,16 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (h->nconns > h->lim.max_connections || h->stopping) {
-        log_warn("httpd.conn_limit", "connection limit %zu reached: closing a new connection",
-                 h->lim.max_connections);
+        /* One line per 10 s at most: a flood of connections must not flood the log. */
+        uint64_t now = uv_now(h->loop);
+        h->limit_hits++;
+        if (!h->stopping && now - h->limit_log_ms >= 10000) {
+            log_warn("httpd.conn_limit",
+                     "connection limit %zu reached: %zu new connections closed at once",
+                     h->lim.max_connections, h->limit_hits);
+            h->limit_log_ms = now;
+            h->limit_hits = 0;
+        }
         conn_close(c);
         return;
     }

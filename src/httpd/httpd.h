@@ -33,7 +33,9 @@ struct httpd_limits {
     uint64_t read_timeout_ms; /* first byte to last byte of one request */
     uint64_t idle_timeout_ms; /* between requests on a keep-alive connection */
     size_t max_connections;
-    struct tls_config *tls; /* NULL: plain HTTP; else TLS with it (httpd/tls.h) */
+    struct tls_config *tls;   /* NULL: plain HTTP; else TLS with it (httpd/tls.h) */
+    size_t max_reading_bytes; /* bytes of requests still being read, over all connections;
+                                 past it: 503 (0: no limit) */
 };
 
 typedef void (*httpd_handler)(void *ctx, struct httpd_conn *conn, struct soldr_request *req);

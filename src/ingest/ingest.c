@@ -96,6 +96,8 @@ int ingest_start(struct ingest **out, uv_loop_t *loop, const struct soldr_config
         .read_timeout_ms = cfg->read_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = cfg->max_connections,
+        /* requests being read get the same budget as those waiting for a commit */
+        .max_reading_bytes = cfg->max_queue_bytes,
     };
     *out = in;
     if (listen_fd >= 0)

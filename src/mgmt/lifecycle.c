@@ -176,6 +176,7 @@ int mgmt_start(struct mgmt **out, uv_loop_t *main_loop, const struct soldr_confi
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_connections = 256,
         .tls = m->tls,
+        .max_reading_bytes = 64u << 20,
     };
     rc = listen_fd >= 0
              ? httpd_start_fd(&m->httpd, &m->loop, listen_fd, &lim, on_request_cb, m)

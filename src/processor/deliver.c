@@ -138,18 +138,51 @@ static void delivery_finish(struct delivery *dv)
     proc__kick(p);
 }
 
+#define RERECORD_MS 1000
+
 static void on_recorded(void *arg, int alerts)
 {
     struct delivery *dv = arg;
     struct proc *p = dv->p;
-    if (alerts < 0)
-        log_error("processor.record_failed",
-                  "outcome of request %s not recorded (%s): it stays 'sending' and is retried "
-                  "as interrupted after a restart",
-                  dv->d->req.id, soldr_strerror(alerts));
-    else if (alerts > 0)
+    if (alerts < 0) {
+        /* The database could not take the outcome (a lock, a full disk): keep
+         * it and try again, so the request does not stay 'sending' (and get
+         * sent twice after the next restart) over a passing fault. */
+        log_warn("processor.record_failed",
+                 "outcome of request %s not recorded yet (%s): trying again in %d ms",
+                 dv->d->req.id, soldr_strerror(alerts), RERECORD_MS);
+        dv->recording = 2;
+        dv->rerecord_next = p->rerecord;
+        p->rerecord = dv;
+        if (!uv_is_active((uv_handle_t *)&p->rerecord_timer))
+            uv_timer_start(&p->rerecord_timer, proc__rerecord, RERECORD_MS, 0);
+        return;
+    }
+    if (alerts > 0)
         alerter_kick(p->alerter);
     delivery_finish(dv);
+}
+
+static void record(struct delivery *dv)
+{
+    struct proc *p = dv->p;
+    dv->recording = 1;
+    int rc = store_record_attempt(p->st, &dv->attempt, &p->defs, on_recorded, dv);
+    if (rc)
+        on_recorded(dv, rc);
+}
+
+void proc__rerecord(uv_timer_t *t)
+{
+    struct proc *p = t->data;
+    struct delivery *dv = p->rerecord;
+    p->rerecord = NULL;
+    while (dv) {
+        struct delivery *next = dv->rerecord_next;
+        dv->rerecord_next = NULL;
+        record(dv);
+        dv = next;
+    }
 }
 
 static void on_done(void *arg, CURL *easy, CURLcode result)
@@ -160,24 +193,29 @@ static void on_done(void *arg, CURL *easy, CURLcode result)
     long status = 0;
     if (result == CURLE_OK)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    struct store_attempt a = {
-        .seq = dv->d->seq,
-        .request_id = dv->d->req.id,
-        .webhook = dv->d->req.webhook,
-        .started_at = dv->started_at,
-        .duration_ms = (long long)((uv_hrtime() - dv->t0_ns) / 1000000),
-        .status = (int)status,
-        .resp_headers =
-            result == CURLE_OK ? (dv->resp_headers.data ? dv->resp_headers.data : "") : NULL,
-        .resp_body = result == CURLE_OK ? (dv->resp_body.data ? dv->resp_body.data : "") : NULL,
-        .resp_body_len = dv->resp_body.len,
-        .manual = dv->d->manual,
-    };
-    char err[CURL_ERROR_SIZE + 64];
+    struct store_attempt *ap = &dv->attempt,
+                         a = {
+                             .seq = dv->d->seq,
+                             .request_id = dv->d->req.id,
+                             .webhook = dv->d->req.webhook,
+                             .started_at = dv->started_at,
+                             .duration_ms = (long long)((uv_hrtime() - dv->t0_ns) / 1000000),
+                             .status = (int)status,
+                             .resp_headers =
+                                 result == CURLE_OK
+                                     ? (dv->resp_headers.data ? dv->resp_headers.data : "")
+                                     : NULL,
+                             .resp_body = result == CURLE_OK
+                                              ? (dv->resp_body.data ? dv->resp_body.data : "")
+                                              : NULL,
+                             .resp_body_len = dv->resp_body.len,
+                             .manual = dv->d->manual,
+                         };
     if (result != CURLE_OK) {
-        snprintf(err, sizeof err, "%s%s%s", curl_easy_strerror(result), dv->errbuf[0] ? ": " : "",
-                 dv->errbuf);
-        a.error = err;
+        /* In the delivery, not on this stack: the writer thread reads it later. */
+        snprintf(dv->errtext, sizeof dv->errtext, "%s%s%s", curl_easy_strerror(result),
+                 dv->errbuf[0] ? ": " : "", dv->errbuf);
+        a.error = dv->errtext;
     }
     uint32_t n = dv->d->attempts + 1;
     long long now = time_now_ms();
@@ -204,10 +242,8 @@ static void on_done(void *arg, CURL *easy, CURLcode result)
                                                  : &mx->attempts_failed);
     log_debug("processor.attempt", "request %s attempt %u: status %ld%s%s", a.request_id, n, status,
               a.error ? ", " : "", a.error ? a.error : "");
-    dv->recording = 1;
-    int rc = store_record_attempt(p->st, &a, &p->defs, on_recorded, dv);
-    if (rc)
-        on_recorded(dv, rc);
+    *ap = a;
+    record(dv);
 }
 
 int proc__deliver(struct proc *p, struct store_delivery *d)
@@ -278,8 +314,23 @@ void proc__abandon_all(struct proc *p)
     struct delivery *dv = p->active, *next;
     for (; dv; dv = next) {
         next = dv->next;
-        if (dv->recording)
+        if (dv->recording == 1)
             continue; /* the store will answer; it is freed then */
+        if (dv->recording == 2) {
+            log_warn("processor.abandoned",
+                     "outcome of request %s still not recorded at shutdown: it will be "
+                     "retried as interrupted after the restart",
+                     dv->d->req.id);
+            struct delivery **pp = &p->rerecord;
+            while (*pp && *pp != dv)
+                pp = &(*pp)->rerecord_next;
+            if (*pp)
+                *pp = dv->rerecord_next;
+            proc__busy_add(p, dv->d->req.webhook, -1);
+            p->in_flight--;
+            delivery_free(dv);
+            continue;
+        }
         log_warn("processor.abandoned",
                  "delivery of request %s still running at shutdown: it will be retried after "
                  "the restart",

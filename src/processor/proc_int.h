@@ -23,7 +23,10 @@ struct delivery {
     char errbuf[CURL_ERROR_SIZE];
     long long started_at;
     uint64_t t0_ns;
-    int recording; /* the outcome is with the store */
+    int recording; /* 1: the outcome is with the store; 2: waiting to be sent again */
+    struct store_attempt attempt;       /* the outcome, kept until it is committed */
+    char errtext[CURL_ERROR_SIZE + 64]; /* attempt.error points here */
+    struct delivery *rerecord_next;     /* p->rerecord */
 };
 
 struct alerter;
@@ -33,8 +36,10 @@ struct proc {
     struct store *st;
     const struct soldr_config *cfg;
     struct curluv *cu;
-    uv_timer_t due_timer;   /* next due retry */
-    uv_timer_t grace_timer; /* shutdown */
+    uv_timer_t due_timer;      /* next due retry */
+    uv_timer_t grace_timer;    /* shutdown */
+    uv_timer_t rerecord_timer; /* outcomes whose commit failed, tried again */
+    struct delivery *rerecord; /* list of those */
     int claiming, claim_again, stopping;
     size_t in_flight; /* deliveries, including those being recorded */
     struct store_busy *busy;
@@ -58,6 +63,8 @@ void proc__busy_add(struct proc *p, const char *label, int delta);
 /* deliver.c: starts one delivery (takes d); on failure records nothing and
  * returns the request to the caller's error path. */
 int proc__deliver(struct proc *p, struct store_delivery *d);
+/* Submits again the outcomes whose commit failed (rerecord_timer). */
+void proc__rerecord(uv_timer_t *t);
 /* Abandons every delivery in flight (shutdown). */
 void proc__abandon_all(struct proc *p);
 

@@ -134,8 +134,9 @@ int proc_start(struct proc **out, uv_loop_t *loop, const struct soldr_config *cf
     }
     uv_timer_init(loop, &p->due_timer);
     uv_timer_init(loop, &p->grace_timer);
-    p->due_timer.data = p->grace_timer.data = p;
-    p->handles_open = 2;
+    uv_timer_init(loop, &p->rerecord_timer);
+    p->due_timer.data = p->grace_timer.data = p->rerecord_timer.data = p;
+    p->handles_open = 3;
     if ((rc = alerter_start(&p->alerter, p))) {
         *out = p;
         return rc;
@@ -168,6 +169,7 @@ static void on_alerter_closed(void *arg)
     curluv_close(p->cu);
     uv_close((uv_handle_t *)&p->due_timer, on_handle_closed);
     uv_close((uv_handle_t *)&p->grace_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&p->rerecord_timer, on_handle_closed);
 }
 
 /* Polls until deliveries and alerts are done; at the deadline abandons what

@@ -226,7 +226,9 @@ class StopAndSignals(SoldrTestCase):
         rc = srv.proc.wait(5)
         took = time.monotonic() - t0
         self.assertEqual(rc, 1)
-        self.assertLess(took, 1.0)
+        # "At once" against the 30 s the half-sent request could hold the
+        # graceful stop; 3 s leaves room for sanitizer builds (TSan: ~1 s).
+        self.assertLess(took, 3.0)
         self.assertIn("serve.exit_now", srv.stderr_text())
         slow.close()
         rows = stored(srv.db_path)

@@ -40,6 +40,20 @@ from soldr_harness import (  # noqa: E402,F401
 
 FAULTFS_LIB = os.environ.get("FAULTFS_LIB", "")
 
+
+def _sanitized(path):
+    """True when the soldr binary is built with a sanitizer (CI's ASan/TSan
+    stages): memory figures are then the sanitizer's, not soldr's."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
+SANITIZED = _sanitized(os.environ.get("SOLDR_BIN") or "")
+
 SEED = int(os.environ.get("RELIABILITY_SEED") or int(time.time() * 1000) % 1000000)
 STRICT = bool(os.environ.get("RELIABILITY_STRICT"))
 

@@ -13,8 +13,9 @@
  *     so a handler's late httpd_respond() always finds valid memory.
  *  3. All parsing happens in conn_feed(); httpd_respond() never re-enters it
  *     while it runs (in_feed), so deep pipelines cannot recurse.
- *  4. The parser pauses at the end of every header section so conn_feed can
- *     check that the section ended with CRLF (header_end_ok).
+ *  4. The bytes of every header phase pass header_bytes_ok (CR without LF,
+ *     obs-fold); the parser pauses at the end of each header section, so
+ *     header bytes and body bytes never share one llhttp_execute call.
  *  4. On stop, idle connections are not closed at once but after
  *     STOP_DRAIN_MS: a request already on its way (a keep-alive sender sends
  *     the next one as soon as it has an answer; a new connection sends its
@@ -76,8 +77,8 @@ struct httpd_conn {
     int in_feed;
     int reading;
     int headers_paused;    /* on_headers_complete paused the parser (note 4) */
-    char tail[2];          /* the last two bytes fed before the current buffer */
-    const char *feed_orig; /* start of the buffer being parsed (callbacks look back) */
+    int body_phase;       /* past the header section of the current request */
+    int scan_cr, scan_lf; /* header_bytes_ok's state across reads (note 4) */
     int no_more;           /* a closing answer was sent: parse nothing further */
     int in_field;          /* the current header name is still arriving */
     int keep_alive;        /* of the request with the handler */
@@ -370,24 +371,9 @@ static int on_header_field_complete(llhttp_t *p)
     return 0;
 }
 
-/* 1 if the raw bytes just before `at` are a line feed, maybe followed by
- * blanks: then this piece of a field value is an obs-fold continuation line,
- * which llhttp 8 unfolds silently (RFC 9112 §5.2: reject it). */
-static int after_line_feed(const struct httpd_conn *c, const char *at)
-{
-    const char *q = at;
-    while (q > c->feed_orig && (q[-1] == ' ' || q[-1] == '\t'))
-        q--;
-    if (q > c->feed_orig)
-        return q[-1] == '\n';
-    return q == at && c->tail[1] == '\n'; /* the piece starts a new buffer */
-}
-
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct httpd_conn *c = conn_of(p);
-    if (after_line_feed(c, at))
-        return fail(c, 400);
     if (count_header_bytes(c, len))
         return -1;
     struct req_header *hd = &c->req->headers[c->req->nheaders - 1];
@@ -421,16 +407,25 @@ static int on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-/* Note 4: llhttp 8.1 ends a header section at CR followed by ANY byte
- * (CVE-2025-23167), so "\r\n\rX" hides what follows and lets a second
- * request be smuggled in. The section must end with CRLF: the two bytes
- * before pos (in data, which starts at orig, or in c->tail before it). */
-static int header_end_ok(const struct httpd_conn *c, const char *orig, const char *pos)
+/* Note 4: every byte llhttp takes in the header phase (request line and
+ * header section) passes this scanner, whose state carries across reads, so
+ * no split of the input can hide what it looks for:
+ *  - a CR not followed by LF: llhttp 8.1 ends a header section at CR plus
+ *    ANY byte (CVE-2025-23167), which lets "\r\n\rX" smuggle a request in;
+ *  - an LF followed by SP or HTAB: an obs-fold line, which llhttp 8 unfolds
+ *    silently (RFC 9112 §5.2 says reject; "Content-Length:\r\n 5" would
+ *    frame a body and let a request be smuggled after it).
+ * 0 if the bytes are clean. */
+static int header_bytes_ok(struct httpd_conn *c, const char *p, const char *end)
 {
-    size_t in_buf = (size_t)(pos - orig);
-    char a = in_buf >= 2 ? pos[-2] : in_buf == 1 ? c->tail[1] : c->tail[0];
-    char b = in_buf >= 1 ? pos[-1] : c->tail[1];
-    return a == '\r' && b == '\n';
+    for (; p < end; p++) {
+        char ch = *p;
+        if ((c->scan_cr && ch != '\n') || (c->scan_lf && (ch == ' ' || ch == '\t')))
+            return 0;
+        c->scan_cr = ch == '\r';
+        c->scan_lf = ch == '\n';
+    }
+    return 1;
 }
 
 static void after_headers(struct httpd_conn *c)
@@ -480,23 +475,23 @@ static void stop_reading(struct httpd_conn *c)
 
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
 {
-    const char *orig = data;
-    c->feed_orig = orig;
-    size_t orig_len = len;
     int continue_empty = 0; /* run the parser once more on no bytes (after a pause) */
     c->in_feed = 1;
     while ((len > 0 || continue_empty) && !c->closing && !c->no_more && c->state != C_BUSY) {
         continue_empty = 0;
         llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        if (!c->body_phase && (err == HPE_OK || err == HPE_PAUSED) &&
+            !header_bytes_ok(c, data,
+                             err == HPE_OK ? data + len : llhttp_get_error_pos(&c->parser))) {
+            conn_reject(c, 400, "malformed header section");
+            break;
+        }
         if (err == HPE_OK) {
             len = 0;
         } else if (err == HPE_PAUSED && c->headers_paused) {
             const char *pos = llhttp_get_error_pos(&c->parser);
             c->headers_paused = 0;
-            if (!header_end_ok(c, orig, pos)) {
-                conn_reject(c, 400, "malformed header section");
-                break;
-            }
+            c->body_phase = 1;
             len -= (size_t)(pos - data);
             data = pos;
             llhttp_resume(&c->parser);
@@ -504,6 +499,9 @@ static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
             if (len == 0) /* a message without body completes without more bytes */
                 continue_empty = 1;
         } else if (err == HPE_PAUSED) {
+            /* message complete: the next bytes start the next header phase */
+            c->body_phase = 0;
+            c->scan_cr = c->scan_lf = 0;
             size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
             data += used;
             len -= used;
@@ -532,10 +530,6 @@ static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
     }
     if (c->state == C_BUSY && !c->closing && c->pending_len >= PENDING_MAX)
         stop_reading(c);
-    if (orig_len >= 2)
-        memcpy(c->tail, orig + orig_len - 2, 2);
-    else if (orig_len == 1)
-        c->tail[0] = c->tail[1], c->tail[1] = orig[0];
     c->in_feed = 0;
 }
 

@@ -76,13 +76,13 @@ struct httpd_conn {
     int closing;
     int in_feed;
     int reading;
-    int headers_paused;    /* on_headers_complete paused the parser (note 4) */
+    int headers_paused;   /* on_headers_complete paused the parser (note 4) */
     int body_phase;       /* past the header section of the current request */
     int scan_cr, scan_lf; /* header_bytes_ok's state across reads (note 4) */
-    int no_more;           /* a closing answer was sent: parse nothing further */
-    int in_field;          /* the current header name is still arriving */
-    int keep_alive;        /* of the request with the handler */
-    int error_status;      /* set by a parser callback that rejected the request */
+    int no_more;          /* a closing answer was sent: parse nothing further */
+    int in_field;         /* the current header name is still arriving */
+    int keep_alive;       /* of the request with the handler */
+    int error_status;     /* set by a parser callback that rejected the request */
     size_t header_bytes;
     size_t counted; /* bytes of c->req counted in srv->reading_bytes */
     char *pending;  /* bytes read but not parsed while BUSY */
@@ -115,6 +115,8 @@ static const char *status_text(int status)
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 400:
@@ -346,7 +348,10 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct httpd_conn *c = conn_of(p);
-    if (count_header_bytes(c, len))
+    /* The request line counts towards the header section; a target that alone
+     * is over the limit is 414, not 431 (count_header_bytes would say 431). */
+    c->header_bytes += len;
+    if (c->header_bytes > c->srv->lim.max_header_size)
         return fail(c, c->req->target.len + len > c->srv->lim.max_header_size / 2 ? 414 : 431);
     return req_extend(c->req, &c->req->target, at, len) ? fail(c, 414) : account(c);
 }

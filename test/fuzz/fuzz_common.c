@@ -133,8 +133,8 @@ struct client {
     const uint8_t *data;
     size_t len;
     struct fuzz_exchange *x;
-    int closed;   /* handles closed (2 when both are) */
-    int eof;      /* the server closed or reset */
+    int closed; /* handles closed (2 when both are) */
+    int eof;    /* the server closed or reset */
     int connected;
     uint64_t timeout_ms;
 };
@@ -267,8 +267,7 @@ void fuzz_exchange(uv_loop_t *loop, int port, const uint8_t *data, size_t len, i
         write_pieces(loop, &cl, h);
     } else if (len) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-        FUZZ_CHECK(uv_write(&cl.write, (uv_stream_t *)&cl.tcp, &b, 1, on_written) == 0,
-                   "uv_write");
+        FUZZ_CHECK(uv_write(&cl.write, (uv_stream_t *)&cl.tcp, &b, 1, on_written) == 0, "uv_write");
     }
     if (!cl.eof)
         FUZZ_CHECK(uv_shutdown(&cl.shutdown, (uv_stream_t *)&cl.tcp, on_shutdown) == 0,
@@ -387,15 +386,17 @@ size_t fuzz_answers(const struct buf *answers, int cut_ok,
         }
         p = a.body + a.body_len;
         if (fuzz_verbose())
-            fprintf(stderr, "answer: %.*s\n", (int)(memchr(a.head, '\r', a.head_len) ?
-                    (const char *)memchr(a.head, '\r', a.head_len) - a.head : 0), a.head);
+            fprintf(stderr, "answer: %.*s\n",
+                    (int)(memchr(a.head, '\r', a.head_len)
+                              ? (const char *)memchr(a.head, '\r', a.head_len) - a.head
+                              : 0),
+                    a.head);
         if (a.status < 200)
             continue;
         finals++;
         closed = a.close;
         if (fuzz_verbose())
-            fprintf(stderr, "answer: %.*s\n", (int)(a.body_len > 160 ? 160 : a.body_len),
-                    a.body);
+            fprintf(stderr, "answer: %.*s\n", (int)(a.body_len > 160 ? 160 : a.body_len), a.body);
         if (each)
             each(arg, &a);
     }

@@ -70,9 +70,9 @@ struct fuzz_exchange {
     double ms;          /* from connect to the server's close */
 };
 /* Connects to 127.0.0.1:port, writes data (in one write, or in small pieces
- * the server reads one by one: see fuzz_split), half-closes, and reads until the server closes; then runs the loop until it holds `baseline` handles again
- * (everything the server opened for the connection is closed). Fails if the
- * server takes longer than timeout_ms after our half-close. */
+ * the server reads one by one: see fuzz_split), half-closes, and reads until the server closes;
+ * then runs the loop until it holds `baseline` handles again (everything the server opened for the
+ * connection is closed). Fails if the server takes longer than timeout_ms after our half-close. */
 enum fuzz_split {
     FUZZ_SPLIT_HASH,  /* pieces for half of the inputs, by a hash of the bytes */
     FUZZ_SPLIT_NONE,  /* one write */

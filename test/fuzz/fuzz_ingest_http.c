@@ -184,8 +184,7 @@ static cJSON *stored(struct store_reader *rd, const char *id)
  * sending the bytes in pieces changed nothing: the same answers, and the
  * same requests stored. A difference means the parser frames a request
  * differently depending on how it arrives (a smuggling risk). */
-static void compare(size_t size, const struct seen *a,
-                    const struct seen *b, int reset)
+static void compare(size_t size, const struct seen *a, const struct seen *b, int reset)
 {
     struct store_reader *rd = store_reader_get(E.st);
     FUZZ_CHECK(rd, "store_reader_get");

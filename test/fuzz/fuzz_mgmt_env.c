@@ -38,7 +38,8 @@ static void seed_request(struct store *st, const char *id, long long at)
     snprintf(r.webhook, sizeof r.webhook, "%s", FUZZ_WEBHOOK);
     snprintf(r.peer, sizeof r.peer, "127.0.0.1:4242");
     r.received_at = at;
-    FUZZ_CHECK(req_set(&r, &r.method, "POST", 4) == 0 && req_set(&r, &r.target, "/hook?a=1", 9) == 0 &&
+    FUZZ_CHECK(req_set(&r, &r.method, "POST", 4) == 0 &&
+                   req_set(&r, &r.target, "/hook?a=1", 9) == 0 &&
                    req_push_header(&r, "Host", 4, "seed.wh.example.com", 19) == 0 &&
                    req_push_header(&r, "Content-Type", 12, "application/json", 16) == 0 &&
                    req_set(&r, &r.body, "{\"n\":1}", 7) == 0,

@@ -59,8 +59,7 @@ static void check_answer(void *arg, const struct fuzz_answer *a)
                    (int)(a->body_len > 500 ? 500 : a->body_len), a->body);
         if (a->status >= 400)
             FUZZ_CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(doc, "error")),
-                       "a %d without an error message: %.*s", a->status, (int)a->body_len,
-                       a->body);
+                       "a %d without an error message: %.*s", a->status, (int)a->body_len, a->body);
     }
     if (a->status < 300 && !x->has_secret) {
         size_t n;

@@ -137,8 +137,8 @@ static const cJSON *member(const cJSON *o, const char *name, int *count)
     return found;
 }
 
-static void expect_span(const struct soldr_request *r, struct span s, const char *want,
-                        size_t wl, const char *what)
+static void expect_span(const struct soldr_request *r, struct span s, const char *want, size_t wl,
+                        const char *what)
 {
     FUZZ_CHECK(s.len == wl && memcmp(req_str(r, s), want, wl) == 0,
                "the edit stored %s \"%.*s\" where the document said \"%.*s\"", what,

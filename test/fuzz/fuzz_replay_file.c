@@ -92,8 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct summary a, b;
     replay(&a);
     replay(&b);
-    FUZZ_CHECK(b.restored == 0 && b.present == a.restored + a.present &&
-                   b.malformed == a.malformed,
+    FUZZ_CHECK(b.restored == 0 && b.present == a.restored + a.present && b.malformed == a.malformed,
                "replaying twice is not safe: first restored %ld, present %ld, malformed %ld; "
                "then restored %ld, present %ld, malformed %ld",
                a.restored, a.present, a.malformed, b.restored, b.present, b.malformed);

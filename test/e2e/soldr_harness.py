@@ -91,6 +91,10 @@ def require_binary(tc):
         tc.fail("soldr binary not found at %s (build it, or set SOLDR_BIN)" % SOLDR_BIN)
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
 class Soldr:
     """One `soldr serve` process owned by one test.
 
@@ -218,11 +222,23 @@ class Soldr:
     def _cleanup(self):
         died = (self.proc is not None and self.stopped_rc is None and not self.terminating
                 and self.proc.poll() is not None)
-        self.stop()
+        was_running = self.proc is not None and self.proc.poll() is None
+        rc = self.stop()
         if died:
             raise AssertionError("soldr exited on its own during the test (status %s)\n"
                                  "--- stderr ---\n%s" % (self.proc.returncode,
                                                          self.stderr_text()[-8000:]))
+        # A sanitizer build reports leaks and races at exit: a clean stop must
+        # be exit 0 with no report, in every test, not only where one asserts it.
+        text = self.stderr_text() if self.proc is not None else ""
+        for mark in SANITIZER_MARKS:
+            if mark in text:
+                i = text.index(mark)
+                raise AssertionError("sanitizer report in soldr's stderr:\n%s"
+                                     % text[max(0, i - 200):i + 6000])
+        if was_running and rc != 0:
+            raise AssertionError("soldr exited %s on SIGTERM\n--- stderr ---\n%s"
+                                 % (rc, text[-8000:]))
 
     # -- captured output ----------------------------------------------------
 

@@ -16,95 +16,21 @@
  *  4. The bytes of every header phase pass header_bytes_ok (CR without LF,
  *     obs-fold); the parser pauses at the end of each header section, so
  *     header bytes and body bytes never share one llhttp_execute call.
- *  4. On stop, idle connections are not closed at once but after
- *     STOP_DRAIN_MS: a request already on its way (a keep-alive sender sends
- *     the next one as soon as it has an answer; a new connection sends its
- *     first right after the handshake) is read and answered with
- *     "Connection: close" instead of being reset unanswered. Closing at once
- *     reset about one request per restart in test_restart.py's load; what
- *     remains is HTTP/1.1's own race, a request sent just as the close goes
- *     out.
  */
-#include "httpd/httpd.h"
+#include "httpd/httpd_int.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "common/log.h"
-#include "httpd/tls.h"
 
-#define READ_BUF_SIZE (64 * 1024)
-#define MAX_HEADERS   256
-#define PENDING_MAX   (64 * 1024)
-#define STOP_DRAIN_MS 200
-
-enum conn_state { C_IDLE, C_READING, C_BUSY };
-
-struct httpd {
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    struct httpd_limits lim;
-    httpd_handler handler;
-    void *ctx;
-    llhttp_settings_t settings;
-    struct httpd_conn *conns; /* doubly linked list of open connections */
-    size_t nconns;
-    size_t reading_bytes;  /* arena bytes of requests being read (budget) */
-    uint64_t limit_log_ms; /* last "connection limit" log line */
-    size_t limit_hits;     /* connections refused since then */
-    int stopping;
-    int listener_open;
-    void (*stop_done)(void *arg);
-    void *stop_arg;
-    char rbuf[READ_BUF_SIZE]; /* shared: input is parsed or copied within read_cb */
-    struct buf tls_plain;     /* shared: decrypted input, used within read_cb */
-};
-
-struct httpd_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    struct httpd *srv;
-    struct httpd_conn *prev, *next;
-    llhttp_t parser;
-    struct soldr_request *req; /* being read or with the handler */
-    enum conn_state state;
-    int handles_open;
-    int closing;
-    int in_feed;
-    int reading;
-    int headers_paused;   /* on_headers_complete paused the parser (note 4) */
-    int body_phase;       /* past the header section of the current request */
-    int scan_cr, scan_lf; /* header_bytes_ok's state across reads (note 4) */
-    int no_more;          /* a closing answer was sent: parse nothing further */
-    int in_field;         /* the current header name is still arriving */
-    int keep_alive;       /* of the request with the handler */
-    int error_status;     /* set by a parser callback that rejected the request */
-    size_t header_bytes;
-    size_t counted; /* bytes of c->req counted in srv->reading_bytes */
-    char *pending;  /* bytes read but not parsed while BUSY */
-    size_t pending_len;
-    char peer[64];
-    struct tls_conn *tls; /* NULL for plain HTTP */
-};
-
-struct write_req {
-    uv_write_t req;
-    struct httpd_conn *conn;
-    int close_after;
-    size_t len;
-    char data[];
-};
-
-static void conn_close(struct httpd_conn *c);
-static void on_listener_closed(uv_handle_t *handle);
+void httpd__conn_close(struct httpd_conn *c);
 static void stop_reading(struct httpd_conn *c);
 static void uncount(struct httpd_conn *c);
 static void conn_feed(struct httpd_conn *c, const char *data, size_t len);
-static void maybe_finish_stop(struct httpd *h);
 
 static const char *status_text(int status)
 {
@@ -170,7 +96,7 @@ static void conn_free_if_done(struct httpd_conn *c)
     free(c->pending);
     tls_conn_free(c->tls);
     free(c);
-    maybe_finish_stop(h);
+    httpd__maybe_finish_stop(h);
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -180,7 +106,7 @@ static void on_handle_closed(uv_handle_t *handle)
     conn_free_if_done(c);
 }
 
-static void conn_close(struct httpd_conn *c)
+void httpd__conn_close(struct httpd_conn *c)
 {
     if (c->closing)
         return;
@@ -196,7 +122,7 @@ static void on_written(uv_write_t *w, int status)
     struct write_req *wr = (struct write_req *)w;
     struct httpd_conn *c = wr->conn;
     if (status < 0 || wr->close_after)
-        conn_close(c);
+        httpd__conn_close(c);
     free(wr);
 }
 
@@ -209,7 +135,7 @@ static void conn_write_raw(struct httpd_conn *c, const char *head, size_t hl, co
         return;
     struct write_req *wr = malloc(sizeof *wr + hl + bl);
     if (!wr) {
-        conn_close(c);
+        httpd__conn_close(c);
         return;
     }
     wr->conn = c;
@@ -221,7 +147,7 @@ static void conn_write_raw(struct httpd_conn *c, const char *head, size_t hl, co
     uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
     if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written) != 0) {
         free(wr);
-        conn_close(c);
+        httpd__conn_close(c);
     }
 }
 
@@ -239,7 +165,7 @@ static void conn_write(struct httpd_conn *c, const char *head, size_t hl, const 
     if (!rc && bl)
         rc = tls_conn_send(c->tls, body, bl, &out);
     if (rc)
-        conn_close(c);
+        httpd__conn_close(c);
     else
         conn_write_raw(c, out.data, out.len, NULL, 0, close_after);
     buf_free(&out);
@@ -254,7 +180,7 @@ static void send_response(struct httpd_conn *c, int status, const char *ctype, c
                      ctype ? ctype : "", ctype ? "\r\n" : "", extra ? extra : "",
                      close_after ? "Connection: close\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof head) {
-        conn_close(c);
+        httpd__conn_close(c);
         return;
     }
     conn_write(c, head, (size_t)n, body, len, close_after);
@@ -281,10 +207,10 @@ static void on_timeout(uv_timer_t *t)
     if (c->state == C_READING)
         conn_reject(c, 408, "request not received in time");
     else if (c->state == C_IDLE)
-        conn_close(c);
+        httpd__conn_close(c);
 }
 
-static void arm_timer(struct httpd_conn *c, uint64_t ms)
+void httpd__arm_timer(struct httpd_conn *c, uint64_t ms)
 {
     if (!c->closing)
         uv_timer_start(&c->timer, on_timeout, ms, 0);
@@ -341,7 +267,7 @@ static int on_message_begin(llhttp_t *p)
     c->header_bytes = 0;
     c->in_field = 0;
     c->state = C_READING;
-    arm_timer(c, h->lim.read_timeout_ms);
+    httpd__arm_timer(c, h->lim.read_timeout_ms);
     return 0;
 }
 
@@ -459,6 +385,20 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED; /* one request at a time: conn_feed dispatches it */
 }
 
+/* The parser callbacks of every connection (listen.c sets them up). */
+void httpd__settings_init(llhttp_settings_t *st)
+{
+    llhttp_settings_init(st);
+    st->on_message_begin = on_message_begin;
+    st->on_url = on_url;
+    st->on_header_field = on_header_field;
+    st->on_header_field_complete = on_header_field_complete;
+    st->on_header_value = on_header_value;
+    st->on_headers_complete = on_headers_complete;
+    st->on_body = on_body;
+    st->on_message_complete = on_message_complete;
+}
+
 /* ---- input ---------------------------------------------------------------- */
 
 static void dispatch(struct httpd_conn *c)
@@ -526,7 +466,7 @@ static void conn_feed(struct httpd_conn *c, const char *data, size_t len)
     if (len > 0 && !c->closing && !c->no_more) {
         char *keep = realloc(c->pending, c->pending_len + len);
         if (!keep) {
-            conn_close(c);
+            httpd__conn_close(c);
         } else {
             memcpy(keep + c->pending_len, data, len);
             c->pending = keep;
@@ -557,7 +497,7 @@ static void tls_feed(struct httpd_conn *c, const char *data, size_t len)
     if (out.len)
         conn_write_raw(c, out.data, out.len, NULL, 0, rc != 0);
     else if (rc)
-        conn_close(c);
+        httpd__conn_close(c);
     buf_free(&out);
     if (rc == 0 && h->tls_plain.len)
         conn_feed(c, h->tls_plain.data, h->tls_plain.len);
@@ -571,7 +511,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
          * While BUSY the answer is still due: httpd_respond reads again and
          * meets the EOF once more after the answer. */
         if (c->state != C_BUSY)
-            conn_close(c);
+            httpd__conn_close(c);
         else
             stop_reading(c);
         return;
@@ -582,12 +522,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_feed(c, buf->base, (size_t)nread);
 }
 
-static void start_reading(struct httpd_conn *c)
+void httpd__start_reading(struct httpd_conn *c)
 {
     if (c->closing || c->reading)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-        conn_close(c);
+        httpd__conn_close(c);
     else
         c->reading = 1;
 }
@@ -610,7 +550,7 @@ void httpd_respond(struct httpd_conn *c, int status, const char *content_type,
     }
     if (!keep)
         return; /* closes once written */
-    arm_timer(c, c->srv->lim.idle_timeout_ms);
+    httpd__arm_timer(c, c->srv->lim.idle_timeout_ms);
     if (c->in_feed)
         return; /* conn_feed's loop goes on with the rest */
     char *p = c->pending;
@@ -622,247 +562,5 @@ void httpd_respond(struct httpd_conn *c, int status, const char *content_type,
         free(p);
     }
     if (c->state != C_BUSY)
-        start_reading(c);
-}
-
-/* ---- accepting ------------------------------------------------------------ */
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    struct httpd *h = server->data;
-    if (status < 0) {
-        log_warn("httpd.accept", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    struct httpd_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return; /* the connection stays in the backlog; retried on the next event */
-    c->srv = h;
-    uv_tcp_init(h->loop, &c->tcp);
-    uv_timer_init(h->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
-    c->next = h->conns;
-    if (h->conns)
-        h->conns->prev = c;
-    h->conns = c;
-    h->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (h->nconns > h->lim.max_connections || h->stopping) {
-        /* One line per 10 s at most: a flood of connections must not flood the log. */
-        uint64_t now = uv_now(h->loop);
-        h->limit_hits++;
-        if (!h->stopping && now - h->limit_log_ms >= 10000) {
-            log_warn("httpd.conn_limit",
-                     "connection limit %zu reached: %zu new connections closed at once",
-                     h->lim.max_connections, h->limit_hits);
-            h->limit_log_ms = now;
-            h->limit_hits = 0;
-        }
-        conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(c->peer, sizeof c->peer, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
-    if (h->lim.tls && !(c->tls = tls_conn_new(h->lim.tls))) {
-        conn_close(c);
-        return;
-    }
-    llhttp_init(&c->parser, HTTP_REQUEST, &h->settings);
-    c->parser.data = c;
-    c->state = C_IDLE;
-    arm_timer(c, h->lim.read_timeout_ms);
-    start_reading(c);
-}
-
-static int parse_addr(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || strlen(addr) >= sizeof host)
-        return UV_EINVAL;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535)
-        return UV_EINVAL;
-    size_t hl = (size_t)(colon - addr);
-    if (addr[0] == '[' && hl > 2 && addr[hl - 1] == ']') {
-        memcpy(host, addr + 1, hl - 2);
-        host[hl - 2] = '\0';
-        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss);
-    }
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss);
-}
-
-/* The server without its listener (httpd_start*, then listen_or_fail). */
-static struct httpd *httpd_new(uv_loop_t *loop, const struct httpd_limits *limits,
-                               httpd_handler handler, void *ctx)
-{
-    struct httpd *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    h->loop = loop;
-    h->lim = *limits;
-    buf_init(&h->tls_plain, READ_BUF_SIZE * 2);
-    h->handler = handler;
-    h->ctx = ctx;
-    llhttp_settings_init(&h->settings);
-    h->settings.on_message_begin = on_message_begin;
-    h->settings.on_url = on_url;
-    h->settings.on_header_field = on_header_field;
-    h->settings.on_header_field_complete = on_header_field_complete;
-    h->settings.on_header_value = on_header_value;
-    h->settings.on_headers_complete = on_headers_complete;
-    h->settings.on_body = on_body;
-    h->settings.on_message_complete = on_message_complete;
-    uv_tcp_init(loop, &h->listener);
-    h->listener.data = h;
-    h->listener_open = 1;
-    return h;
-}
-
-/* rc: the result of binding or opening the listener. Listens if it is 0;
- * on failure the caller still calls httpd_stop(), which completes once the
- * listener handle has closed. */
-static int listen_or_fail(struct httpd *h, int rc, const char *what)
-{
-    /* On a passed socket this listen() only sets the backlog again. */
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&h->listener, 4096, on_connection);
-    if (rc) {
-        log_error("httpd.listen", "cannot listen on %s: %s", what, uv_strerror(rc));
-        h->stopping = 1;
-        uv_close((uv_handle_t *)&h->listener, on_listener_closed);
-    }
-    return rc;
-}
-
-int httpd_start(struct httpd **out, uv_loop_t *loop, const char *addr,
-                const struct httpd_limits *limits, httpd_handler handler, void *ctx)
-{
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int rc = parse_addr(addr, &ss);
-    if (rc) {
-        log_error("httpd.listen", "bad listen address '%s' (want host:port, [v6]:port)", addr);
-        return rc;
-    }
-    struct httpd *h = httpd_new(loop, limits, handler, ctx);
-    if (!h)
-        return UV_ENOMEM;
-    *out = h;
-    rc = listen_or_fail(h, uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0), addr);
-    if (!rc)
-        log_info("httpd.listen", "listening on %s", addr);
-    return rc;
-}
-
-/* 0 if fd is a listening TCP socket (IPv4 or IPv6), else UV_EINVAL or the
- * errno code of the failed check; its address goes to name. */
-static int check_listening(int fd, char *name, size_t name_size)
-{
-    int type = 0, acc = 0;
-    socklen_t len = sizeof type;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
-        return uv_translate_sys_error(errno);
-    len = sizeof acc;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0)
-        return uv_translate_sys_error(errno);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-    else if (ss.ss_family == AF_INET)
-        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-    snprintf(name, name_size, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
-             ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                            : ((struct sockaddr_in *)&ss)->sin_port));
-    if (type != SOCK_STREAM || !acc || (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
-        return UV_EINVAL;
-    return 0;
-}
-
-int httpd_start_fd(struct httpd **out, uv_loop_t *loop, int fd, const struct httpd_limits *limits,
-                   httpd_handler handler, void *ctx)
-{
-    char name[INET6_ADDRSTRLEN + 16];
-    int rc = check_listening(fd, name, sizeof name);
-    if (rc) {
-        log_error("httpd.listen", "passed fd %d is not a listening TCP socket: %s", fd,
-                  rc == UV_EINVAL ? "wrong type, family or state" : uv_strerror(rc));
-        return rc;
-    }
-    struct httpd *h = httpd_new(loop, limits, handler, ctx);
-    if (!h)
-        return UV_ENOMEM;
-    *out = h;
-    rc = listen_or_fail(h, uv_tcp_open(&h->listener, fd), name);
-    if (!rc)
-        log_info("httpd.listen", "listening on %s (socket fd %d passed by the service manager)",
-                 name, fd);
-    return rc;
-}
-
-int httpd_port(const struct httpd *h)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&ss, &len) != 0)
-        return -1;
-    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                          : ((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void maybe_finish_stop(struct httpd *h)
-{
-    if (!h->stopping || h->listener_open || h->nconns > 0 || !h->stop_done)
-        return;
-    void (*done)(void *) = h->stop_done;
-    void *arg = h->stop_arg;
-    buf_free(&h->tls_plain);
-    free(h);
-    done(arg);
-}
-
-static void on_listener_closed(uv_handle_t *handle)
-{
-    struct httpd *h = handle->data;
-    h->listener_open = 0;
-    maybe_finish_stop(h);
-}
-
-void httpd_stop(struct httpd *h, void (*done)(void *arg), void *arg)
-{
-    h->stopping = 1;
-    h->stop_done = done;
-    h->stop_arg = arg;
-    /* Idle connections get STOP_DRAIN_MS before they close (note 4). */
-    uint64_t drain =
-        h->lim.idle_timeout_ms < STOP_DRAIN_MS ? h->lim.idle_timeout_ms : STOP_DRAIN_MS;
-    for (struct httpd_conn *c = h->conns; c; c = c->next)
-        if (c->state == C_IDLE)
-            arm_timer(c, drain);
-    if (h->listener_open && !uv_is_closing((uv_handle_t *)&h->listener))
-        uv_close((uv_handle_t *)&h->listener, on_listener_closed);
-    maybe_finish_stop(h);
+        httpd__start_reading(c);
 }
